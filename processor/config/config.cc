@@ -1,0 +1,153 @@
+#include "config/config.h"
+#include "common/strings.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/yaml_errors.h"
+
+namespace cxpulse {
+namespace {
+
+// Each reader checks the node's type so a typo gives a positioned message
+// instead of a yaml-cpp exception with no file name.
+absl::Status ReadString(const std::string& file, const YAML::Node& node, std::string* out) {
+  if (!node.IsScalar()) return ErrorAt(file, node, "expected a string");
+  *out = node.Scalar();
+  return absl::OkStatus();
+}
+
+absl::Status ReadDuration(const std::string& file, const YAML::Node& node, Micros* out) {
+  if (!node.IsScalar()) return ErrorAt(file, node, "expected a duration such as 30s");
+  absl::StatusOr<Micros> d = ParseDuration(node.Scalar());
+  if (!d.ok()) return ErrorAt(file, node, Message(d.status()));
+  *out = *d;
+  return absl::OkStatus();
+}
+
+absl::Status ReadInt(const std::string& file, const YAML::Node& node, int* out) {
+  int value = 0;
+  if (!node.IsScalar() || !YAML::convert<int>::decode(node, value)) {
+    return ErrorAt(file, node, "expected an integer");
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+absl::Status CheckKeys(const std::string& file, const YAML::Node& map,
+                       std::initializer_list<std::string_view> allowed) {
+  if (!map.IsMap()) return ErrorAt(file, map, "expected a mapping");
+  for (const auto& kv : map) {
+    const std::string& k = kv.first.Scalar();
+    bool known = false;
+    for (std::string_view a : allowed) known = known || k == a;
+    if (!known) return ErrorAt(file, kv.first, Cat("unknown key \"", k, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parse(const std::string& file, const YAML::Node& root, const std::string& base_dir,
+                   Config* config) {
+  if (!root.IsDefined() || root.IsNull()) return absl::OkStatus();
+  if (auto s = CheckKeys(file, root, {"kafka", "rules", "admin", "engine"}); !s.ok()) return s;
+
+  if (const YAML::Node kafka = root["kafka"]) {
+    KafkaConfig& k = config->kafka;
+    if (auto s = CheckKeys(file, kafka,
+                           {"brokers", "embedded_partitions", "group_id", "topics", "properties"});
+        !s.ok()) {
+      return s;
+    }
+    if (kafka["brokers"]) {
+      if (auto s = ReadString(file, kafka["brokers"], &k.brokers); !s.ok()) return s;
+    }
+    if (kafka["embedded_partitions"]) {
+      if (auto s = ReadInt(file, kafka["embedded_partitions"], &k.embedded_partitions); !s.ok()) return s;
+      if (k.embedded_partitions < 1) return ErrorAt(file, kafka["embedded_partitions"], "must be at least 1");
+    }
+    if (kafka["group_id"]) {
+      if (auto s = ReadString(file, kafka["group_id"], &k.group_id); !s.ok()) return s;
+    }
+    if (const YAML::Node topics = kafka["topics"]) {
+      if (auto s = CheckKeys(file, topics, {"input", "findings", "dead_letter"}); !s.ok()) return s;
+      if (topics["input"]) {
+        if (auto s = ReadString(file, topics["input"], &k.input_topic); !s.ok()) return s;
+      }
+      if (topics["findings"]) {
+        if (auto s = ReadString(file, topics["findings"], &k.findings_topic); !s.ok()) return s;
+      }
+      if (topics["dead_letter"]) {
+        if (auto s = ReadString(file, topics["dead_letter"], &k.dead_letter_topic); !s.ok()) return s;
+      }
+    }
+    if (const YAML::Node props = kafka["properties"]) {
+      if (!props.IsMap()) return ErrorAt(file, props, "expected a mapping of librdkafka properties");
+      for (const auto& kv : props) {
+        if (!kv.second.IsScalar()) return ErrorAt(file, kv.second, "expected a scalar value");
+        k.properties[kv.first.Scalar()] = kv.second.Scalar();
+      }
+    }
+  }
+
+  if (const YAML::Node rules = root["rules"]) {
+    if (auto s = ReadString(file, rules, &config->rules_path); !s.ok()) return s;
+  }
+  std::filesystem::path rules_path(config->rules_path);
+  if (rules_path.is_relative() && !base_dir.empty()) {
+    config->rules_path = (std::filesystem::path(base_dir) / rules_path).lexically_normal().string();
+  }
+
+  if (const YAML::Node admin = root["admin"]) {
+    if (auto s = CheckKeys(file, admin, {"address"}); !s.ok()) return s;
+    if (admin["address"]) {
+      if (auto s = ReadString(file, admin["address"], &config->admin_address); !s.ok()) return s;
+    }
+  }
+
+  if (const YAML::Node engine = root["engine"]) {
+    EngineConfig& e = config->engine;
+    if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval"});
+        !s.ok()) {
+      return s;
+    }
+    if (engine["allowed_lateness"]) {
+      if (auto s = ReadDuration(file, engine["allowed_lateness"], &e.allowed_lateness); !s.ok()) return s;
+    }
+    if (engine["idle_partition_timeout"]) {
+      if (auto s = ReadDuration(file, engine["idle_partition_timeout"], &e.idle_partition_timeout); !s.ok()) {
+        return s;
+      }
+    }
+    if (engine["commit_interval"]) {
+      if (auto s = ReadDuration(file, engine["commit_interval"], &e.commit_interval); !s.ok()) return s;
+      if (e.commit_interval <= 0) return ErrorAt(file, engine["commit_interval"], "must be positive");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& name,
+                                   const std::string& base_dir) {
+  Config config;
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (absl::Status s = Parse(name, root, base_dir, &config); !s.ok()) return s;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(Cat(Where(name, e.mark), ": ", e.msg));
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(Cat(path, ": cannot open config file"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string base = std::filesystem::path(path).parent_path().string();
+  return ParseConfig(text.str(), path, base);
+}
+
+}  // namespace cxpulse

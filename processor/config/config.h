@@ -1,0 +1,51 @@
+// The daemon's configuration file (YAML), loaded once at start-up on the main thread.
+// Plain data after loading: copy it freely, read it from any thread.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/time.h"
+
+namespace cxpulse {
+
+struct KafkaConfig {
+  // "host:port,host:port", or "embedded" for an in-process librdkafka mock
+  // cluster (real Kafka protocol on loopback) that the daemon starts itself.
+  std::string brokers = "embedded";
+  int embedded_partitions = 8;  // partitions of the input topic when embedded
+  std::string group_id = "cxpulse";
+  std::string input_topic = "cx.interactions";
+  std::string findings_topic = "cx.findings";
+  std::string dead_letter_topic = "cx.deadletter";
+  // Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, ...),
+  // applied last so they override cxpulse's own defaults.
+  std::map<std::string, std::string> properties;
+};
+
+struct EngineConfig {
+  Micros allowed_lateness = 30 * kMicrosPerSecond;
+  // A partition with no events for this long lets its watermark follow the
+  // wall clock, so absence rules still fire on a quiet partition.
+  Micros idle_partition_timeout = 10 * kMicrosPerSecond;
+  // At-least-once: findings are flushed and input offsets committed this often.
+  Micros commit_interval = 1 * kMicrosPerSecond;
+};
+
+struct Config {
+  KafkaConfig kafka;
+  EngineConfig engine;
+  std::string rules_path = "rules";  // a file or directory; relative to the config file
+  std::string admin_address = "127.0.0.1:9464";  // /metrics, /healthz, /readyz
+};
+
+// Reads and validates a config file. Errors read "file:line:col: message".
+absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+// The same, from text (for tests and the demo); `name` is used in messages and
+// `base_dir` anchors a relative rules path.
+absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& name,
+                                   const std::string& base_dir);
+
+}  // namespace cxpulse

@@ -1,0 +1,50 @@
+// Watermark: how far event time has surely progressed on one partition.
+// It trails the highest event time seen by the allowed lateness; when the
+// partition has been idle for `idle_timeout` of wall time, it advances with
+// the wall clock so timers (absence rules) still fire on a quiet partition.
+// It never moves backwards. Owned by the shard that owns the partition.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+
+#include "common/time.h"
+
+namespace cxpulse {
+
+class Watermark {
+ public:
+  static constexpr Micros kNone = std::numeric_limits<Micros>::min() / 2;
+
+  Watermark(Micros allowed_lateness, Micros idle_timeout)
+      : lateness_(allowed_lateness), idle_timeout_(idle_timeout) {}
+
+  // An event is late when it is older than the watermark: every timer up to
+  // there may already have fired, so it can no longer be counted in order.
+  bool IsLate(Micros event_time, Micros wall_now) const { return event_time < Current(wall_now); }
+
+  void Observe(Micros event_time, Micros wall_now) {
+    floor_ = Current(wall_now);
+    max_event_time_ = std::max(max_event_time_, event_time);
+    last_event_wall_ = wall_now;
+  }
+
+  Micros Current(Micros wall_now) const {
+    if (max_event_time_ == kNone) return kNone;
+    Micros wm = max_event_time_ - lateness_;
+    const Micros idle = wall_now - last_event_wall_;
+    if (idle >= idle_timeout_) wm += idle;
+    return std::max(wm, floor_);
+  }
+
+  Micros max_event_time() const { return max_event_time_; }
+
+ private:
+  Micros lateness_;
+  Micros idle_timeout_;
+  Micros max_event_time_ = kNone;
+  Micros last_event_wall_ = 0;
+  Micros floor_ = kNone;
+};
+
+}  // namespace cxpulse

@@ -1,0 +1,119 @@
+#include "kafka/client.h"
+#include "common/strings.h"
+
+
+#include <thread>
+
+
+namespace cxpulse {
+
+absl::StatusOr<rd_kafka_conf_t*> NewKafkaConf(const KafkaProperties& properties) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto& [name, value] : properties) {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError(Cat("kafka property ", name, "=", value, ": ", err));
+    }
+  }
+  return conf;
+}
+
+absl::StatusOr<KafkaHandle> NewKafkaClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);  // takes conf on success
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return absl::InvalidArgumentError(Cat("kafka client: ", err));
+  }
+  return KafkaHandle(rk);
+}
+
+absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(const KafkaProperties& properties) {
+  KafkaProperties props = {
+      {"enable.idempotence", "true"},  // retries never duplicate or reorder
+      {"linger.ms", "5"},
+      {"compression.codec", "lz4"},
+  };
+  for (const auto& [k, v] : properties) props[k] = v;
+  absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
+  if (!conf.ok()) return conf.status();
+  std::unique_ptr<Producer> p(new Producer());
+  rd_kafka_conf_set_dr_msg_cb(*conf, &Producer::OnDelivery);
+  rd_kafka_conf_set_opaque(*conf, p.get());
+  absl::StatusOr<KafkaHandle> rk = NewKafkaClient(RD_KAFKA_PRODUCER, *conf);
+  if (!rk.ok()) return rk.status();
+  p->rk_ = *std::move(rk);
+  return p;
+}
+
+void Producer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    static_cast<Producer*>(opaque)->failures_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::string_view key,
+                               std::string_view value, const std::vector<Header>& headers) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (!headers.empty()) {
+    hdrs = rd_kafka_headers_new(headers.size());
+    for (const auto& [name, v] : headers) {
+      rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(),
+                          static_cast<ssize_t>(v.size()));
+    }
+  }
+  const std::string topic_name(topic);
+  for (;;) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_HEADERS(hdrs),  // null means none
+        RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();  // headers now owned by librdkafka
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(rk_.get(), 10);  // back-pressure: let deliveries drain
+      continue;
+    }
+    if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
+    return absl::UnavailableError(Cat("produce to ", topic, ": ", rd_kafka_err2str(err)));
+  }
+}
+
+absl::Status Producer::Flush(int timeout_ms) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::DeadlineExceededError(Cat("flush: ", rd_kafka_err2str(err), ", ",
+                                                    rd_kafka_outq_len(rk_.get()), " messages undelivered"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(int brokers) {
+  absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf({{"log_level", "3"}});
+  if (!conf.ok()) return conf.status();
+  absl::StatusOr<KafkaHandle> rk = NewKafkaClient(RD_KAFKA_PRODUCER, *conf);
+  if (!rk.ok()) return rk.status();
+  std::unique_ptr<EmbeddedCluster> c(new EmbeddedCluster());
+  c->owner_ = *std::move(rk);
+  c->mock_ = rd_kafka_mock_cluster_new(c->owner_.get(), brokers);
+  if (c->mock_ == nullptr) return absl::InternalError("could not start the embedded Kafka cluster");
+  c->bootstraps_ = rd_kafka_mock_cluster_bootstraps(c->mock_);
+  return c;
+}
+
+EmbeddedCluster::~EmbeddedCluster() {
+  if (mock_ != nullptr) rd_kafka_mock_cluster_destroy(mock_);
+}
+
+absl::Status EmbeddedCluster::CreateTopic(const std::string& name, int partitions) {
+  rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mock_, name.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::InternalError(Cat("create topic ", name, ": ", rd_kafka_err2str(err)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cxpulse
