@@ -10,6 +10,7 @@
 #include "daemon/daemon.h"
 #include "daemon/demo.h"
 #include "engine/rule_set.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -64,6 +65,7 @@ int Check(const std::vector<std::string>& paths) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("cxpulse"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   CLI::App app{"cxpulse: real-time customer-experience event processor for contact centres"};
   app.require_subcommand(1);

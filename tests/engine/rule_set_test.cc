@@ -1,0 +1,141 @@
+#include "engine/rule_set.h"
+
+#include <gtest/gtest.h>
+
+#include "common/strings.h"
+
+#include "support/temp_dir.h"
+
+namespace cxpulse {
+namespace {
+
+std::string LoadError(const std::string& yaml, std::string* file = nullptr) {
+  static testing::TempDir dir;
+  static int n = 0;
+  const std::string path = dir.Write("r" + std::to_string(++n) + ".yaml", yaml);
+  if (file != nullptr) *file = path;
+  auto rules = LoadRuleSet({path});
+  return rules.ok() ? "" : std::string(Message(rules.status()));
+}
+
+constexpr char kGood[] = R"(rules:
+  - name: repeat_contact
+    family: prevention
+    kind: count
+    on: ended
+    key: [customer_id, reason]
+    window: 7d
+    threshold: 3
+    severity: warning
+)";
+
+TEST(RuleSetTest, LoadsAValidRuleAndIndexesItByEventType) {
+  testing::TempDir dir;
+  auto rules = LoadRuleSet({dir.Write("a.yaml", kGood)});
+  ASSERT_TRUE(rules.ok()) << Message(rules.status());
+  ASSERT_EQ((*rules)->rules().size(), 1u);
+  const Rule& r = (*rules)->rules()[0];
+  EXPECT_EQ(r.window, 7 * 86400 * kMicrosPerSecond);
+  EXPECT_EQ(r.cooldown, r.window);  // default
+  EXPECT_EQ(r.version.size(), 12u);
+  EXPECT_EQ((*rules)->RulesFor(cx::v1::InteractionEvent::kEnded), std::vector<int>{0});
+  EXPECT_TRUE((*rules)->RulesFor(cx::v1::InteractionEvent::kSurvey).empty());
+}
+
+TEST(RuleSetTest, VersionChangesOnlyWithTheDefinition) {
+  testing::TempDir dir;
+  auto a = LoadRuleSet({dir.Write("a.yaml", kGood)});
+  auto b = LoadRuleSet({dir.Write("b.yaml", std::string(kGood) + "\n# a comment\n")});
+  std::string changed = kGood;
+  changed.replace(changed.find("threshold: 3"), 12, "threshold: 4");
+  auto c = LoadRuleSet({dir.Write("c.yaml", changed)});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ((*a)->rules()[0].version, (*b)->rules()[0].version);
+  EXPECT_NE((*a)->rules()[0].version, (*c)->rules()[0].version);
+}
+
+TEST(RuleSetTest, ErrorsNameFileLineAndColumn) {
+  std::string file;
+  std::string yaml = kGood;
+  yaml.replace(yaml.find("window: 7d"), 10, "window: 7x");
+  const std::string error = LoadError(yaml, &file);
+  EXPECT_EQ(error,
+            file + ":7:13: bad duration \"7x\": a unit (ms, s, m, h, d, w) must follow each number");
+}
+
+TEST(RuleSetTest, ReportsEveryKindOfMistake) {
+  struct Case {
+    std::string from, to, expected;
+  };
+  const std::vector<Case> cases = {
+      {"key: [customer_id, reason]", "key: [customer_id, colour]", ":6:24: unknown key field \"colour\""},
+      {"on: ended", "on: hung_up", ":5:9: unknown event type \"hung_up\""},
+      {"family: prevention", "family: misc", ":3:13: unknown family \"misc\""},
+      {"severity: warning", "severity: loud", ":9:15: unknown severity \"loud\""},
+      {"threshold: 3", "threshold: three", ":8:16: \"threshold\" must be an integer"},
+      {"kind: count", "kind: magic", ":4:11: unknown rule kind \"magic\""},
+      {"window: 7d", "windw: 7d", ":7:5: unknown rule field \"windw\""},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = kGood;
+    yaml.replace(yaml.find(c.from), c.from.size(), c.to);
+    std::string file;
+    const std::string error = LoadError(yaml, &file);
+    EXPECT_TRUE(error.starts_with(file + c.expected)) << "got: " << error << "\nwant: " << file << c.expected;
+  }
+}
+
+TEST(RuleSetTest, AbsenceNeedsABoundAndATimestampDeadline) {
+  const std::string base = R"(rules:
+  - name: callback_missed
+    family: gap
+    kind: absence
+    on: callback_requested
+    expect: callback_attempted
+    key: customer_id
+    severity: critical
+)";
+  std::string file;
+  std::string error = LoadError(base, &file);
+  EXPECT_TRUE(error.starts_with(file + ":2:5: an absence rule needs a bound")) << error;
+  error = LoadError(base + "    deadline: callback_requested.connected\n", &file);
+  EXPECT_TRUE(error.starts_with(file + ":9:15: unknown field \"connected\" in CallbackRequested")) << error;
+  error = LoadError(base + "    deadline: ended.handle_time\n", &file);
+  EXPECT_TRUE(error.starts_with(file + ":9:15: \"deadline\" must name a field of the \"on\" event")) << error;
+  EXPECT_EQ(LoadError(base + "    deadline: callback_requested.due_at\n"), "");
+  EXPECT_EQ(LoadError(base + "    within: 2h\n"), "");
+}
+
+TEST(RuleSetTest, DuplicateNamesAcrossFilesAreRefused) {
+  testing::TempDir dir;
+  const std::string a = dir.Write("a.yaml", kGood);
+  const std::string b = dir.Write("b.yaml", kGood);
+  auto rules = LoadRuleSet({dir.path()});
+  ASSERT_FALSE(rules.ok());
+  EXPECT_EQ(std::string(Message(rules.status())),
+            b + ":2:11: duplicate rule name \"repeat_contact\" (first defined at " + a + ":2:5)");
+}
+
+TEST(RuleSetTest, AllErrorsAreReportedAtOnce) {
+  std::string yaml = kGood;
+  yaml.replace(yaml.find("on: ended"), 9, "on: nope");
+  yaml.replace(yaml.find("window: 7d"), 10, "window: -1");
+  const std::string error = LoadError(yaml);
+  EXPECT_NE(error.find("unknown event type"), std::string::npos) << error;
+  EXPECT_NE(error.find("bad duration"), std::string::npos) << error;
+}
+
+TEST(RuleSetTest, BrokenYamlIsPositioned) {
+  std::string file;
+  const std::string error = LoadError("rules:\n  - name: [unclosed\n", &file);
+  EXPECT_TRUE(error.starts_with(file + ":3:1: ")) << error;
+}
+
+TEST(RuleSetTest, ShippedPackIsValid) {
+  auto rules = LoadRuleSet({CXPULSE_RULES_DIR});
+  ASSERT_TRUE(rules.ok()) << Message(rules.status());
+  EXPECT_GE((*rules)->rules().size(), 2u);
+}
+
+}  // namespace
+}  // namespace cxpulse

@@ -1,0 +1,199 @@
+// End to end, as a user sees it: the `cxpulse` binary runs against a mock
+// Kafka cluster (real protocol on loopback) that this test process hosts.
+// The test produces a known event sequence, then reads what the daemon wrote
+// to its topics, scrapes /metrics, and stops it with SIGTERM.
+#include <gtest/gtest.h>
+
+#include "common/strings.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "cx/v1/finding.pb.h"
+#include "kafka/client.h"
+#include "support/child_process.h"
+#include "support/events.h"
+#include "support/http_get.h"
+#include "support/kafka_reader.h"
+#include "support/metrics_text.h"
+#include "support/temp_dir.h"
+
+namespace cxpulse {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::kMinute;
+using testing::kT0;
+
+constexpr int kInputPartitions = 4;
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = EmbeddedCluster::Start(1);
+    ASSERT_TRUE(cluster.ok()) << Message(cluster.status());
+    cluster_ = *std::move(cluster);
+    ASSERT_TRUE(cluster_->CreateTopic("cx.interactions", kInputPartitions).ok());
+    ASSERT_TRUE(cluster_->CreateTopic("cx.findings", 1).ok());
+    ASSERT_TRUE(cluster_->CreateTopic("cx.deadletter", 1).ok());
+    auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()}});
+    ASSERT_TRUE(producer.ok());
+    producer_ = *std::move(producer);
+  }
+
+  std::string WriteConfig(const std::string& rules) {
+    return dir_.Write("cxpulse.yaml", Cat("kafka:\n  brokers: ", cluster_->bootstrap_servers(),
+                                          "\n  group_id: it\nrules: ", rules,
+                                          "\nadmin: {address: 127.0.0.1:0}\n"
+                                          // No idle advance: event time alone drives this test.
+                                          "engine: {allowed_lateness: 1s, idle_partition_timeout: 1h, "
+                                          "commit_interval: 200ms}\n"));
+  }
+
+  void Send(const std::string& key, const std::string& value, int32_t partition = 0) {
+    ASSERT_TRUE(producer_->Produce("cx.interactions", partition, key, value).ok());
+  }
+  void Send(const cx::v1::InteractionEvent& e) { Send(e.customer_id(), e.SerializeAsString()); }
+
+  testing::TempDir dir_;
+  std::unique_ptr<EmbeddedCluster> cluster_;
+  std::unique_ptr<Producer> producer_;
+};
+
+TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
+  testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", WriteConfig(CXPULSE_RULES_DIR)},
+                               dir_.path() + "/daemon.log");
+  ASSERT_TRUE(daemon.started());
+  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
+  ASSERT_TRUE(port_text) << daemon.Output();
+  const int port = std::stoi(*port_text);
+
+  // A known sequence, all on partition 0 so its watermark is predictable.
+  Send(testing::CallbackRequested("eB1", kT0, "cB", kT0 + 10 * kMinute));           // never attempted
+  Send(testing::CallbackRequested("eC1", kT0 + 30 * kMicrosPerSecond, "cC", kT0 + 10 * kMinute));
+  Send(testing::Ended("eA1", kT0 + 1 * kMinute, "cA"));
+  Send(testing::Ended("eA2", kT0 + 2 * kMinute, "cA"));
+  Send(testing::Ended("eA3", kT0 + 3 * kMinute, "cA"));                               // third: repeat contact
+  Send(testing::CallbackAttempted("eC2", kT0 + 5 * kMinute, "cC"));                   // in time
+  Send(testing::Sentiment("eD1", kT0 + 20 * kMinute, "cD"));                          // watermark passes cB's due
+  const auto late = testing::Ended("eL", kT0, "cL");
+  Send(late);                                                                         // behind the watermark
+  cx::v1::InteractionEvent no_body = testing::Event("eI", kT0 + 21 * kMinute, "cI");
+  Send(no_body);                                                                      // valid protobuf, no body
+  const std::string garbage = "\x0a\xff\xff\xff\xff\x0f not an event";
+  ASSERT_FALSE(cx::v1::InteractionEvent().ParseFromString(garbage));
+  Send("cG", garbage);
+  ASSERT_TRUE(producer_->Flush(10'000).ok());
+
+  // Wait until the daemon has seen everything, as its metrics say.
+  std::string metrics;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
+    metrics = testing::HttpGet(port, "/metrics").body;
+    if (testing::Sample(metrics, "cxpulse_findings_total", {{"rule", "callback_missed"}}) == 1.0 &&
+        testing::Sample(metrics, "cxpulse_dead_letters_total", {{"reason", "decode"}}) == 1.0) {
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  using testing::Sample;
+  EXPECT_EQ(Sample(metrics, "cxpulse_events_consumed_total", {{"type", "ended"}, {"channel", "voice"}}), 4.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_events_consumed_total", {{"type", "callback_requested"}, {"channel", "voice"}}),
+            2.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_events_consumed_total", {{"type", "callback_attempted"}, {"channel", "voice"}}), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_events_consumed_total", {{"type", "sentiment"}, {"channel", "voice"}}), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_events_consumed_total", {{"type", "survey"}, {"channel", "chat"}}), 0.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_decode_errors_total"), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_late_events_total"), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_dead_letters_total", {{"reason", "invalid"}}), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_dead_letters_total", {{"reason", "late"}}), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_findings_total",
+                   {{"rule", "repeat_contact"}, {"family", "prevention"}, {"severity", "warning"}}),
+            1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_findings_total",
+                   {{"rule", "callback_missed"}, {"family", "gap"}, {"severity", "critical"}}),
+            1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_build_info", {{"version", CXPULSE_VERSION}}), 1.0);
+  EXPECT_TRUE(Sample(metrics, "cxpulse_consumer_lag_messages", {{"partition", "0"}}).has_value()) << metrics;
+  EXPECT_TRUE(Sample(metrics, "cxpulse_batch_duration_seconds_count").value_or(0) > 0);
+
+  // Prometheus' own linter accepts the exposition.
+  const std::string scrape = dir_.Write("scrape.txt", metrics);
+  const std::string lint = dir_.path() + "/promtool.txt";
+  EXPECT_EQ(std::system(("promtool check metrics < " + scrape + " > " + lint + " 2>&1").c_str()), 0)
+      << (std::stringstream() << std::ifstream(lint).rdbuf()).str();
+
+  const auto metrics_response = testing::HttpGet(port, "/metrics");
+  EXPECT_EQ(metrics_response.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200);
+  EXPECT_EQ(testing::HttpGet(port, "/readyz").status, 200);
+  EXPECT_EQ(testing::HttpGet(port, "/no-such-page").status, 404);
+  EXPECT_EQ(testing::HttpRequest("POST", port, "/metrics").status, 405);
+
+  // SIGTERM drains and exits 0.
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.Wait(30s), 0) << daemon.Output();
+  EXPECT_NE(daemon.Output().find("draining"), std::string::npos);
+
+  // Exactly the two expected findings, with their evidence.
+  const auto records = testing::ReadTopic(cluster_->bootstrap_servers(), "cx.findings", 1);
+  ASSERT_EQ(records.size(), 2u);
+  cx::v1::Finding repeat, missed;
+  ASSERT_TRUE(repeat.ParseFromString(records[0].value));
+  ASSERT_TRUE(missed.ParseFromString(records[1].value));
+  EXPECT_EQ(repeat.rule(), "repeat_contact");
+  EXPECT_EQ(records[0].key, "cA");
+  ASSERT_EQ(repeat.key_size(), 2);
+  EXPECT_EQ(repeat.key(0).value(), "cA");
+  EXPECT_EQ(repeat.key(1).value(), "billing_dispute");
+  EXPECT_EQ(std::vector<std::string>(repeat.evidence_event_ids().begin(), repeat.evidence_event_ids().end()),
+            (std::vector<std::string>{"eA1", "eA2", "eA3"}));
+  EXPECT_EQ(missed.rule(), "callback_missed");
+  ASSERT_EQ(missed.key_size(), 1);
+  EXPECT_EQ(missed.key(0).value(), "cB");
+  EXPECT_EQ(std::vector<std::string>(missed.evidence_event_ids().begin(), missed.evidence_event_ids().end()),
+            std::vector<std::string>{"eB1"});
+  EXPECT_EQ(ToMicros(missed.fired_at()), kT0 + 10 * kMinute);
+  EXPECT_EQ(missed.escalate_to(), "team-lead");
+
+  // Each rejected message is copied whole, with the reason in a header.
+  const auto dead = testing::ReadTopic(cluster_->bootstrap_servers(), "cx.deadletter", 1);
+  ASSERT_EQ(dead.size(), 3u);
+  EXPECT_EQ(dead[0].headers.at("cxpulse.reason"), "late");
+  EXPECT_EQ(dead[0].value, late.SerializeAsString());
+  EXPECT_EQ(dead[1].headers.at("cxpulse.reason"), "invalid");
+  EXPECT_EQ(dead[1].headers.at("cxpulse.error"), "event has no body");
+  EXPECT_EQ(dead[1].value, no_body.SerializeAsString());
+  EXPECT_EQ(dead[2].headers.at("cxpulse.reason"), "decode");
+  EXPECT_EQ(dead[2].key, "cG");
+  EXPECT_EQ(dead[2].value, garbage);
+  EXPECT_EQ(dead[2].headers.at("cxpulse.source"), "cx.interactions/0@9");
+
+  // Offsets were committed through the last record: a restart re-reads nothing.
+  auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}, {"group.id", "it"}});
+  ASSERT_TRUE(conf.ok());
+  auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
+  ASSERT_TRUE(probe.ok());
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), "cx.interactions", 0);
+  ASSERT_EQ(rd_kafka_committed(probe->get(), list.get(), 10'000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(list->elems[0].offset, 10);
+}
+
+TEST_F(PipelineTest, InvalidRulesAreRefusedAtStartWithTheirPosition) {
+  const std::string rules = dir_.Write("bad.yaml", "rules:\n  - name: x\n    family: gap\n    kind: count\n");
+  testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", WriteConfig(rules)}, dir_.path() + "/bad.log");
+  EXPECT_EQ(daemon.Wait(30s), 1);
+  EXPECT_NE(daemon.Output().find(rules + ":2:5: rule is missing \"severity\""), std::string::npos)
+      << daemon.Output();
+}
+
+TEST_F(PipelineTest, AMistakeInTheConfigFileIsPositioned) {
+  const std::string config = dir_.Write("bad-config.yaml", "kafka:\n  brokers: x\n  gruop_id: y\n");
+  testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/cfg.log");
+  EXPECT_EQ(daemon.Wait(30s), 1);
+  EXPECT_NE(daemon.Output().find(config + ":3:3: unknown key \"gruop_id\""), std::string::npos) << daemon.Output();
+}
+
+}  // namespace
+}  // namespace cxpulse
