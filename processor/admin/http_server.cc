@@ -83,12 +83,21 @@ absl::Status HttpServer::Listen(const std::string& address) {
 void HttpServer::Close() {
   beast::error_code ec;
   acceptor_.close(ec);
+  retry_.cancel();
 }
 
 void HttpServer::Accept() {
   acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
     if (ec == boost::asio::error::operation_aborted) return;  // closed
-    if (!ec) std::make_shared<HttpSession>(std::move(socket), *this)->Read();
+    if (ec) {
+      // Out of descriptors or similar: back off instead of spinning.
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) Accept();
+      });
+      return;
+    }
+    std::make_shared<HttpSession>(std::move(socket), *this)->Read();
     Accept();
   });
 }

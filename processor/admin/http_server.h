@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <map>
@@ -26,7 +27,7 @@ class HttpServer {
  public:
   using Handler = std::function<HttpResponse()>;
 
-  explicit HttpServer(boost::asio::io_context& io) : io_(io), acceptor_(io) {}
+  explicit HttpServer(boost::asio::io_context& io) : io_(io), acceptor_(io), retry_(io) {}
 
   // method "GET" or "POST"; register before Listen.
   void Handle(const std::string& method, const std::string& path, Handler handler) {
@@ -44,6 +45,7 @@ class HttpServer {
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_;  // after an accept error such as EMFILE
   std::map<std::pair<std::string, std::string>, Handler> routes_;
   uint16_t port_ = 0;
 };

@@ -10,6 +10,7 @@
 #include "daemon/daemon.h"
 #include "daemon/demo.h"
 #include "engine/rule_set.h"
+#include "ruletest/rule_test.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -62,6 +63,13 @@ int Check(const std::vector<std::string>& paths) {
   return 0;
 }
 
+int Test(const std::vector<std::string>& paths) {
+  const cxpulse::RuleTestSummary s = cxpulse::RunRuleTests(paths, std::cout);
+  // The plain closing line test runners and CI read.
+  std::cout << s.passed << " passed, " << s.failed + s.errors << " failed\n";
+  return s.failed + s.errors == 0 && s.passed > 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,7 +111,16 @@ int main(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "Validate rule files; errors as file:line:col: message");
   check->add_option("RULES", check_paths, "Rule files or directories")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> test_paths;
+  CLI::App* test = app.add_subcommand("test", "Run rule unit tests (*_test.yaml): given events, expect findings");
+  test->add_option("TESTS", test_paths, "Test files, or directories holding *_test.yaml")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; any other usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   if (run->parsed()) return Run(config_path);
   if (demo->parsed()) {
@@ -112,5 +129,6 @@ int main(int argc, char** argv) {
     return cxpulse::RunDemo(demo_options);
   }
   if (check->parsed()) return Check(check_paths);
+  if (test->parsed()) return Test(test_paths);
   return 2;
 }

@@ -85,6 +85,12 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
       if (!props.IsMap()) return ErrorAt(file, props, "expected a mapping of librdkafka properties");
       for (const auto& kv : props) {
         if (!kv.second.IsScalar()) return ErrorAt(file, kv.second, "expected a scalar value");
+        // These carry cxpulse's delivery guarantees; they have their own keys or are fixed.
+        for (const char* owned : {"group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store"}) {
+          if (kv.first.Scalar() == owned) {
+            return ErrorAt(file, kv.first, Cat("\"", owned, "\" is set by cxpulse (use kafka.brokers / kafka.group_id)"));
+          }
+        }
         k.properties[kv.first.Scalar()] = kv.second.Scalar();
       }
     }
@@ -107,7 +113,7 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
 
   if (const YAML::Node engine = root["engine"]) {
     EngineConfig& e = config->engine;
-    if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval"});
+    if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval", "max_future_skew"});
         !s.ok()) {
       return s;
     }
@@ -122,6 +128,9 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
     if (engine["commit_interval"]) {
       if (auto s = ReadDuration(file, engine["commit_interval"], &e.commit_interval); !s.ok()) return s;
       if (e.commit_interval <= 0) return ErrorAt(file, engine["commit_interval"], "must be positive");
+    }
+    if (engine["max_future_skew"]) {
+      if (auto s = ReadDuration(file, engine["max_future_skew"], &e.max_future_skew); !s.ok()) return s;
     }
   }
   return absl::OkStatus();

@@ -31,6 +31,8 @@ struct EngineConfig {
   Micros idle_partition_timeout = 10 * kMicrosPerSecond;
   // At-least-once: findings are flushed and input offsets committed this often.
   Micros commit_interval = 1 * kMicrosPerSecond;
+  // Events stamped further than this ahead of the wall clock are invalid.
+  Micros max_future_skew = 5 * 60 * kMicrosPerSecond;
 };
 
 struct Config {

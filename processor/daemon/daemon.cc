@@ -115,11 +115,19 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   });
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("{}: draining (finish batch, flush findings, commit, leave group)", strsignal(signo));
-    stop = true;
-  });
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (stop.exchange(true)) {
+        // A second signal: the operator does not want to wait for the drain.
+        spdlog::warn("{} again: exiting without draining", strsignal(signo));
+        std::_Exit(130);
+      }
+      spdlog::info("{}: draining (finish batch, flush findings, commit, leave group); again to force", strsignal(signo));
+      wait_signal();
+    });
+  };
+  wait_signal();
   boost::asio::steady_timer deadline(io);
   if (options.duration > 0) {
     deadline.expires_after(std::chrono::microseconds(options.duration));

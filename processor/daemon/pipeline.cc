@@ -84,7 +84,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
   return p;
 }
 
-Pipeline::~Pipeline() = default;
+Pipeline::~Pipeline() {
+  if (consumer_ && !closed_) rd_kafka_consumer_close(consumer_.get());
+}
 
 absl::Status Pipeline::Run(const std::atomic<bool>& stop) {
   Micros last_commit = clock_->Now();
@@ -116,12 +118,12 @@ absl::Status Pipeline::Run(const std::atomic<bool>& stop) {
       last_commit = now;
     }
   }
-  if (!fatal_.ok()) return fatal_;
-  // Drain: what was processed is flushed and committed before leaving.
+  // Drain: what was processed is flushed and committed before leaving
+  // (Commit refuses once anything failed).
   absl::Status s = Commit();
   rd_kafka_consumer_close(consumer_.get());
-  if (s.ok()) s = fatal_;
-  return s;
+  closed_ = true;
+  return fatal_.ok() ? s : fatal_;
 }
 
 void Pipeline::HandleMessage(const rd_kafka_message_t& msg, Micros now) {
@@ -143,6 +145,9 @@ void Pipeline::HandleMessage(const rd_kafka_message_t& msg, Micros now) {
   if (event_.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) invalid = "event has no body";
   else if (!event_.has_occurred_at()) invalid = "event has no occurred_at";
   else if (event_.customer_id().empty()) invalid = "event has no customer_id";
+  // One event stamped far in the future would drag the partition's
+  // watermark along and make every later event late.
+  else if (ToMicros(event_.occurred_at()) > now + config_.engine.max_future_skew) invalid = "occurred_at is in the future";
   if (!invalid.empty()) {
     DeadLetter(msg, DeadLetterReason::kInvalid, invalid);
     return;
@@ -169,15 +174,23 @@ void Pipeline::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason
 }
 
 absl::Status Pipeline::Commit() {
+  if (!fatal_.ok()) return fatal_;
   std::vector<std::pair<int32_t, int64_t>> offsets;
   for (int32_t p : assigned_partitions_) {
     const int64_t next = next_offset_[static_cast<size_t>(p)];
     if (next >= 0) offsets.emplace_back(p, next);
   }
-  const uint64_t failures_before = producer_->delivery_failures();
-  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) return s;
-  if (producer_->delivery_failures() != failures_before || !fatal_.ok()) {
-    return absl::DataLossError("findings or dead letters could not be delivered; input offsets not committed");
+  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
+    fatal_ = s;
+    return s;
+  }
+  // Any failure since the last commit, including those served by Poll()
+  // between commits, means a finding or dead letter was lost: stop before
+  // committing past it.
+  if (producer_->delivery_failures() != failures_seen_) {
+    failures_seen_ = producer_->delivery_failures();
+    fatal_ = absl::DataLossError("findings or dead letters could not be delivered; input offsets not committed");
+    return fatal_;
   }
   if (offsets.empty()) return absl::OkStatus();
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
@@ -215,6 +228,7 @@ void Pipeline::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_
 }
 
 void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(consumer_.get())) == "COOPERATIVE";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < parts->cnt; ++i) {
       const int32_t p = parts->elems[i].partition;
@@ -224,21 +238,35 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
       metrics_->ConsumerLag(p).Set(0);
     }
     spdlog::info("assigned {} partition(s) of {}", parts->cnt, config_.kafka.input_topic);
-    rd_kafka_assign(consumer_.get(), parts);
+    if (cooperative) {
+      if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), parts)) {
+        fatal_ = absl::InternalError(Cat("incremental assign: ", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+      }
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts); e) {
+      fatal_ = absl::InternalError(Cat("assign: ", rd_kafka_err2str(e)));
+    }
     assigned_.store(true, std::memory_order_relaxed);
     return;
   }
-  // Revoked: commit what was processed, then let the state go with the
-  // partitions (the next owner rebuilds it; changelog restore comes later).
-  if (absl::Status s = Commit(); !s.ok() && fatal_.ok()) fatal_ = s;
+  // Revoked: commit what was processed (unless something failed), then let
+  // the state go with the partitions. Until the changelog topic exists the
+  // next owner starts that state empty.
+  (void)Commit();
   for (int i = 0; i < parts->cnt; ++i) {
     const int32_t p = parts->elems[i].partition;
     engine_->DropPartition(p);
     std::erase(assigned_partitions_, p);
-    metrics_->ConsumerLag(p).Set(0);
+    metrics_->RemoveConsumerLag(p);
   }
   spdlog::info("revoked {} partition(s) of {}", parts->cnt, config_.kafka.input_topic);
-  rd_kafka_assign(consumer_.get(), nullptr);
+  if (cooperative) {
+    if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), parts)) {
+      rd_kafka_error_destroy(error);
+    }
+  } else {
+    rd_kafka_assign(consumer_.get(), nullptr);
+  }
   assigned_.store(!assigned_partitions_.empty(), std::memory_order_relaxed);
 }
 

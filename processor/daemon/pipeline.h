@@ -60,18 +60,25 @@ class Pipeline {
   std::unique_ptr<Producer> producer_;
   std::unique_ptr<KafkaFindingSink> sink_;
   std::unique_ptr<Engine> engine_;
-  KafkaHandle consumer_;
   cx::v1::InteractionEvent event_;  // reused: decoding into it keeps its buffers
 
   // Next offset to commit per assigned partition (-1: nothing processed yet).
   std::vector<int64_t> next_offset_;
   std::vector<int32_t> assigned_partitions_;
-  absl::Status fatal_;  // set inside callbacks, checked by Run
+  // Set when the pipeline can no longer go on safely; once set, no offset
+  // is committed again (the records after it are re-read on restart).
+  absl::Status fatal_;
 
   std::atomic<uint64_t> events_{0};
   std::atomic<uint64_t> dead_letters_{0};
   std::atomic<int64_t> lag_{0};
   std::atomic<bool> assigned_{false};
+  uint64_t failures_seen_ = 0;  // producer delivery failures already acted on
+  bool closed_ = false;
+
+  // Declared last so it is destroyed first: closing a consumer may call
+  // back into Rebalance, which uses the members above.
+  KafkaHandle consumer_;
 };
 
 }  // namespace cxpulse

@@ -1,11 +1,16 @@
 // RuleSet: the compiled, immutable form of the rule files. Built once on the
-// control thread (LoadRuleSet), then shared read-only by every shard through a
-// shared_ptr<const RuleSet>; nothing in it changes after construction.
+// control thread (LoadRuleSet): every expression parsed and type-checked
+// against the protobuf descriptors, every rule indexed by the event types it
+// reads. Shared read-only after construction; each expression's evaluation
+// scratch makes an Expression single-threaded, so a thread that evaluates
+// rules owns its own copy of the RuleSet (copying is cheap and allocates only
+// scratch buffers).
 #pragma once
 
 #include <array>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,61 +19,68 @@
 #include "common/time.h"
 #include "cx/v1/event.pb.h"
 #include "cx/v1/finding.pb.h"
+#include "expr/expression.h"
 
 namespace cxpulse {
-
-// Reads one key field of an event without allocating: a top-level string
-// field (customer_id, reason, queue, ...) or an enum field (channel), whose
-// value reads as its lower-case short name ("voice").
-class FieldReader {
- public:
-  FieldReader() = default;
-  // Resolves `name` against the InteractionEvent descriptor.
-  static absl::StatusOr<FieldReader> Resolve(std::string_view name);
-
-  std::string_view Read(const cx::v1::InteractionEvent& event) const;
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  const google::protobuf::FieldDescriptor* field_ = nullptr;
-  std::vector<std::string> enum_labels_;  // by enum number, for enum fields
-};
-
-// Lower-case short name of a body field or enum value: CHANNEL_VOICE -> "voice".
-std::string EnumLabel(const google::protobuf::EnumValueDescriptor* value);
 
 // The body type of an event as a metric label: "ended", "callback_requested", ...
 std::string_view BodyLabel(cx::v1::InteractionEvent::BodyCase body);
 
-enum class RuleKind { kCount, kAbsence };
+// Lower-case short name of an enum value: CHANNEL_VOICE -> "voice".
+std::string EnumLabel(const google::protobuf::EnumValueDescriptor* value);
+
+enum class RuleKind { kMatch, kCount, kSum, kRatio, kAbsence, kSequence, kSpike };
+std::string_view RuleKindName(RuleKind kind);
+
+// Which events a rule (or one side of it) takes: a body type and an optional
+// `where` condition; `key` overrides the rule's key for this side (an absence
+// rule whose follow-up names the key differently, e.g. case_closed.case_id).
+struct Selector {
+  int body = 0;
+  std::optional<expr::Expression> where;
+  std::vector<expr::Expression> key;
+
+  bool Matches(const cx::v1::InteractionEvent& e) const {
+    return e.body_case() == body && (!where || where->Matches(e));
+  }
+};
 
 struct Rule {
   std::string name;
   std::string version;  // hash of the rule's definition: changes iff the rule does
+  std::string source;   // "file:line:col" of the rule, for messages
   cx::v1::Family family = cx::v1::FAMILY_UNSPECIFIED;
   cx::v1::Severity severity = cx::v1::SEVERITY_UNSPECIFIED;
-  RuleKind kind = RuleKind::kCount;
-  std::string source;  // "file:line:col" of the rule, for messages
+  RuleKind kind = RuleKind::kMatch;
 
-  int on_body = 0;      // InteractionEvent::BodyCase that feeds the rule
-  std::vector<FieldReader> key;
+  std::vector<std::string> key_names;  // as written: "customer_id", "case_opened.case_id"
+  std::vector<expr::Expression> key;
 
-  // count: `threshold` events of `on_body` per key within `window`.
-  Micros window = 0;
-  int threshold = 0;
-  Micros cooldown = 0;  // at most one finding per key per cooldown
+  // match, count, sum, spike, absence: the triggering events.
+  // ratio: the numerator. sequence: unused (see steps).
+  Selector on;
 
-  // absence: an `on_body` event not followed by an `expect_body` event for the
-  // same key before its deadline: `within` after it, or a timestamp field of
-  // its body (deadline_field, e.g. callback_requested.due_at).
-  int expect_body = 0;
-  Micros within = 0;
-  const google::protobuf::FieldDescriptor* deadline_field = nullptr;
+  Micros window = 0;     // count, sum, ratio: sliding window; spike: the current-rate window
+  double threshold = 0;  // count: events; sum: total (micros for durations); ratio: fraction; spike: factor
+  Micros cooldown = 0;   // at most one finding per key per cooldown
 
-  std::string summary;  // template: {customer_id}, {count}, {window}, {due_at}, ...
+  std::optional<expr::Expression> value;  // sum: what is added up
+  Selector denominator;                   // ratio
+  int64_t min_volume = 0;                 // ratio: denominator events; spike: events in the window
+
+  Selector expect;                                           // absence: the awaited follow-up
+  Micros within = 0;                                         // absence, sequence: the bound
+  const google::protobuf::FieldDescriptor* deadline_field = nullptr;  // absence: timestamp of `on`'s body
+
+  std::vector<Selector> steps;  // sequence
+  Micros baseline = 0;          // spike: horizon of the key's own baseline rate
+
+  std::string summary;  // template: {customer_id}, {count}, {value}, {window}, {due_at}, ...
   std::map<std::string, std::string> labels;
   std::string escalate_to;
+
+  // How long a key's state can matter; idle keys are dropped after it.
+  Micros Horizon() const;
 };
 
 // Highest oneof field number of InteractionEvent.body plus one.
@@ -79,11 +91,12 @@ class RuleSet {
   explicit RuleSet(std::vector<Rule> rules);
 
   const std::vector<Rule>& rules() const { return rules_; }
-  // Indices of the rules an event of this body type can touch (as trigger or
-  // as the awaited follow-up), so an event meets only the rules that use it.
+  // Indices of the rules an event of this body type can touch, in any role,
+  // so an event meets only the rules that can use it.
   const std::vector<int>& RulesFor(int body_case) const {
-    return by_body_[static_cast<size_t>(body_case) < by_body_.size() ? body_case : 0];
+    return by_body_[static_cast<size_t>(body_case) < by_body_.size() ? static_cast<size_t>(body_case) : 0];
   }
+  int IndexOf(std::string_view name) const;
 
  private:
   std::vector<Rule> rules_;
@@ -91,8 +104,11 @@ class RuleSet {
 };
 
 // Loads every *.yaml / *.yml file in `paths` (files, or directories read in
-// name order). On failure the status message holds every error found, one per
-// line, each as "file:line:col: message".
+// name order; *_test.yaml files are rule tests and are skipped). On failure
+// the message holds every error found, one per line, as "file:line:col: message".
 absl::StatusOr<std::shared_ptr<const RuleSet>> LoadRuleSet(const std::vector<std::string>& paths);
+
+// The rule files `paths` stands for, in load order.
+absl::StatusOr<std::vector<std::string>> RuleFiles(const std::vector<std::string>& paths);
 
 }  // namespace cxpulse

@@ -37,6 +37,13 @@ class Watermark {
     return std::max(wm, floor_);
   }
 
+  // Moves the watermark forward to at least `to` (end of a replay, a test's
+  // "advance"): every timer before it may fire.
+  void AdvanceTo(Micros to, Micros wall_now) {
+    floor_ = std::max(Current(wall_now), to);
+    if (max_event_time_ == kNone) max_event_time_ = to + lateness_;
+  }
+
   Micros max_event_time() const { return max_event_time_; }
 
  private:

@@ -64,7 +64,10 @@ absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::s
     }
   }
   const std::string topic_name(topic);
-  for (;;) {
+  // A full local queue means the brokers are not keeping up or are down:
+  // wait for it to drain, but not for ever.
+  constexpr int kQueueFullRetries = 3000;  // x 10 ms
+  for (int attempt = 0;; ++attempt) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -73,7 +76,7 @@ absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::s
         RD_KAFKA_V_HEADERS(hdrs),  // null means none
         RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();  // headers now owned by librdkafka
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < kQueueFullRetries) {
       rd_kafka_poll(rk_.get(), 10);  // back-pressure: let deliveries drain
       continue;
     }

@@ -121,3 +121,14 @@ prometheus::Gauge& PipelineMetrics::ConsumerLag(int32_t partition) {
 }
 
 }  // namespace cxpulse
+
+namespace cxpulse {
+
+void PipelineMetrics::RemoveConsumerLag(int32_t partition) {
+  const auto p = static_cast<size_t>(partition);
+  if (p >= lag_.size() || lag_[p] == nullptr) return;
+  lag_family_.Remove(lag_[p]);
+  lag_[p] = nullptr;
+}
+
+}  // namespace cxpulse

@@ -39,8 +39,10 @@ class PipelineMetrics {
   void BindRules(const RuleSet& rules);
   prometheus::Counter& FindingOf(int rule_index) { return *findings_[static_cast<size_t>(rule_index)]; }
 
-  // Per-partition gauges, added when a partition is assigned (rare, not per event).
+  // Per-partition gauges, added when a partition is assigned and removed when
+  // it is revoked (rebalances: rare, never per event).
   prometheus::Gauge& ConsumerLag(int32_t partition);
+  void RemoveConsumerLag(int32_t partition);
 
  private:
   static constexpr size_t kChannels = 8;

@@ -68,13 +68,21 @@ TEST(RuleSetTest, ReportsEveryKindOfMistake) {
     std::string from, to, expected;
   };
   const std::vector<Case> cases = {
-      {"key: [customer_id, reason]", "key: [customer_id, colour]", ":6:24: unknown key field \"colour\""},
+      {"key: [customer_id, reason]", "key: [customer_id, colour]", ":6:24: unknown field \"colour\""},
       {"on: ended", "on: hung_up", ":5:9: unknown event type \"hung_up\""},
       {"family: prevention", "family: misc", ":3:13: unknown family \"misc\""},
       {"severity: warning", "severity: loud", ":9:15: unknown severity \"loud\""},
       {"threshold: 3", "threshold: three", ":8:16: \"threshold\" must be an integer"},
       {"kind: count", "kind: magic", ":4:11: unknown rule kind \"magic\""},
       {"window: 7d", "windw: 7d", ":7:5: unknown rule field \"windw\""},
+      {"window: 7d", "within: 7d", ":7:5: \"within\" does not apply to count rules"},
+      {"on: ended", "on: ended\n    where: survey.score > \"high\"", ":6:12: type mismatch"},
+      {"on: ended", "on: ended\n    where: ended.handle_time > 5", ":6:12: type mismatch"},
+      {"on: ended", "on: ended\n    where: survey.score > 3", ":6:12: the expression reads survey fields but applies to ended events"},
+      {"on: ended", "on: ended\n    where: channel == \"pigeon\"", ":6:23: channel has no value \"pigeon\""},
+      {"on: ended", "on: ended\n    where: ended.handle_time", ":6:12: \"where\" must be a condition"},
+      {"on: ended", "on: ended\n    where: 'ended.handle_time > 5x'", ":6:33: "},
+      {"severity: warning", "severity: warning\n    summary: \"{customer_id} {colour}\"", ":10:14: unknown placeholder {colour}"},
   };
   for (const Case& c : cases) {
     std::string yaml = kGood;
@@ -101,9 +109,54 @@ TEST(RuleSetTest, AbsenceNeedsABoundAndATimestampDeadline) {
   error = LoadError(base + "    deadline: callback_requested.connected\n", &file);
   EXPECT_TRUE(error.starts_with(file + ":9:15: unknown field \"connected\" in CallbackRequested")) << error;
   error = LoadError(base + "    deadline: ended.handle_time\n", &file);
-  EXPECT_TRUE(error.starts_with(file + ":9:15: \"deadline\" must name a field of the \"on\" event")) << error;
+  EXPECT_TRUE(error.starts_with(file + ":9:15: \"deadline\" must name a timestamp of the \"on\" event")) << error;
   EXPECT_EQ(LoadError(base + "    deadline: callback_requested.due_at\n"), "");
   EXPECT_EQ(LoadError(base + "    within: 2h\n"), "");
+}
+
+TEST(RuleSetTest, ErrorsInsideABlockExpressionPointAtTheirLine) {
+  std::string yaml = kGood;
+  yaml.replace(yaml.find("on: ended"), 9, "on: ended\n    where: >-\n      not ended.resolved\n      and ended.colour == 1");
+  std::string file;
+  const std::string error = LoadError(yaml, &file);
+  EXPECT_TRUE(error.starts_with(file + ":8:11: unknown field \"ended.colour\"; ended has: handle_time, resolved, disposition")) << error;
+}
+
+TEST(RuleSetTest, SequencesNeedStepsAndABound) {
+  const std::string base = R"(rules:
+  - name: s
+    family: escalation
+    kind: sequence
+    key: customer_id
+    severity: critical
+)";
+  std::string file;
+  std::string error = LoadError(base + "    steps: [abandoned, complaint]\n", &file);
+  EXPECT_TRUE(error.starts_with(file + ":2:5: a sequence rule needs a bound")) << error;
+  error = LoadError(base + "    steps: [abandoned]\n    within: 1h\n", &file);
+  EXPECT_TRUE(error.starts_with(file + ":7:12: a sequence rule needs \"steps\"")) << error;
+  EXPECT_EQ(LoadError(base + "    steps: [abandoned, {on: complaint, where: complaint.category == \"legal\"}]\n    within: 1h\n"), "");
+}
+
+TEST(RuleSetTest, EveryKindCompilesAndIsIndexedByEveryEventTypeItReads) {
+  testing::TempDir dir;
+  auto rules = LoadRuleSet({dir.Write("kinds.yaml", R"(rules:
+  - {name: m, family: escalation, kind: match, on: complaint, key: customer_id, severity: info}
+  - {name: s, family: gap, kind: sum, on: ended, value: ended.handle_time, threshold: 1h, window: 1h, key: agent_id, severity: info}
+  - {name: r, family: gap, kind: ratio, numerator: abandoned, denominator: queued, threshold: 0.5, window: 1h, key: queue, severity: info}
+  - {name: a, family: gap, kind: absence, on: case_opened, expect: {on: case_closed, key: case_closed.case_id}, within: 1d, key: case_opened.case_id, severity: info}
+  - {name: q, family: gap, kind: sequence, steps: [queued, abandoned, complaint], within: 1h, key: customer_id, severity: info}
+  - {name: p, family: gap, kind: spike, on: queued, window: 5m, baseline: 1h, factor: 2, key: queue, severity: info}
+)")});
+  ASSERT_TRUE(rules.ok()) << Message(rules.status());
+  const RuleSet& rs = **rules;
+  using E = cx::v1::InteractionEvent;
+  EXPECT_EQ(rs.RulesFor(E::kQueued), (std::vector<int>{2, 4, 5}));
+  EXPECT_EQ(rs.RulesFor(E::kAbandoned), (std::vector<int>{2, 4}));
+  EXPECT_EQ(rs.RulesFor(E::kComplaint), (std::vector<int>{0, 4}));
+  EXPECT_EQ(rs.RulesFor(E::kCaseClosed), (std::vector<int>{3}));
+  EXPECT_EQ(rs.rules()[1].threshold, 3600.0 * kMicrosPerSecond);  // a duration threshold, in micros
+  EXPECT_EQ(rs.rules()[5].min_volume, 10);                         // min_count's default
 }
 
 TEST(RuleSetTest, DuplicateNamesAcrossFilesAreRefused) {
