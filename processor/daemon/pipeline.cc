@@ -181,8 +181,8 @@ absl::Status Pipeline::Commit() {
     if (next >= 0) offsets.emplace_back(p, next);
   }
   if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
-    fatal_ = s;
-    return s;
+    fatal_ = absl::DataLossError(Cat(Message(s), "; input offsets not committed"));
+    return fatal_;
   }
   // Any failure since the last commit, including those served by Poll()
   // between commits, means a finding or dead letter was lost: stop before
