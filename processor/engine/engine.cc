@@ -242,7 +242,10 @@ void Engine::ApplySpike(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
     sk->window_index = index;
   } else if (index > sk->window_index) {
     const int64_t gap = index - sk->window_index;
-    sk->baseline += alpha * (static_cast<double>(sk->count) - sk->baseline);
+    // The first closed window seeds the baseline; after that it is a
+    // weighted mean (seeding with 0 would bias it low for a whole horizon).
+    if (sk->windows_seen == 0) sk->baseline = static_cast<double>(sk->count);
+    else sk->baseline += alpha * (static_cast<double>(sk->count) - sk->baseline);
     if (gap > 1) sk->baseline *= std::pow(1 - alpha, static_cast<double>(gap - 1));
     sk->windows_seen += gap;
     sk->window_index = index;
@@ -395,6 +398,7 @@ void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire)
     id.Add(values[i]);
   }
   id.Add(fire.window_start).Add(fire.window_end);
+  for (std::string_view e : evidence_) id.Add(e);
   finding_.set_finding_id(Hex64(id.value()));
   SetTimestamp(fire.at, finding_.mutable_fired_at());
   SetTimestamp(fire.window_start, finding_.mutable_window_start());

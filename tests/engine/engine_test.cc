@@ -199,3 +199,220 @@ TEST_F(EngineTest, IdleKeysExpire) {
 
 }  // namespace
 }  // namespace cxpulse
+
+namespace cxpulse {
+namespace {
+
+using testing::Event;
+using testing::kMinute;
+using testing::kT0;
+
+// One rule per kind, loaded from text, fed by hand-built events.
+class KindTest : public ::testing::Test {
+ protected:
+  void Load(const std::string& rule, EngineOptions options = {30 * kMicrosPerSecond, 10 * kMicrosPerSecond}) {
+    testing::TempDir dir;
+    auto rules = LoadRuleSet({dir.Write("r.yaml", "rules:\n" + rule)});
+    ASSERT_TRUE(rules.ok()) << Message(rules.status());
+    engine_ = std::make_unique<Engine>(*rules, options, &sink_);
+  }
+  void Feed(const cx::v1::InteractionEvent& e) { ASSERT_EQ(engine_->Process(0, e, kT0), Engine::Outcome::kProcessed); }
+
+  RecordingSink sink_;
+  std::unique_ptr<Engine> engine_;
+};
+
+cx::v1::InteractionEvent EndedAfter(const std::string& id, Micros at, const std::string& agent, int handle_minutes) {
+  auto e = Event(id, at, "c-" + id);
+  e.set_agent_id(agent);
+  e.mutable_ended()->mutable_handle_time()->set_seconds(handle_minutes * 60);
+  return e;
+}
+
+TEST_F(KindTest, SumAddsDurationsPerKeyWithinTheWindow) {
+  Load(R"(  - {name: busy, family: gap, kind: sum, on: ended, value: ended.handle_time, key: agent_id,
+     window: 1h, threshold: 30m, severity: info, summary: "{agent_id} {value}"})");
+  Feed(EndedAfter("e1", kT0, "a1", 10));
+  Feed(EndedAfter("e2", kT0 + 5 * kMinute, "a2", 25));  // another agent
+  Feed(EndedAfter("e3", kT0 + 10 * kMinute, "a1", 15));
+  EXPECT_TRUE(sink_.findings.empty());
+  Feed(EndedAfter("e4", kT0 + 20 * kMinute, "a1", 5));  // 30 minutes in all
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(sink_.findings[0].key(0).value(), "a1");
+  EXPECT_EQ(std::vector<std::string>(sink_.findings[0].evidence_event_ids().begin(),
+                                     sink_.findings[0].evidence_event_ids().end()),
+            (std::vector<std::string>{"e1", "e3", "e4"}));
+  EXPECT_EQ(sink_.findings[0].summary(), "a1 1800000000");
+}
+
+TEST_F(KindTest, SumForgetsBucketsThatLeftTheWindow) {
+  Load(R"(  - {name: busy, family: gap, kind: sum, on: ended, value: ended.handle_time, key: agent_id,
+     window: 1h, threshold: 30m, severity: info})");
+  Feed(EndedAfter("e1", kT0, "a1", 20));
+  Feed(EndedAfter("e2", kT0 + 70 * kMinute, "a1", 15));  // e1 is out of the window
+  EXPECT_TRUE(sink_.findings.empty());
+}
+
+TEST_F(KindTest, RatioNeedsItsMinimumVolume) {
+  Load(R"(  - {name: abandon, family: prevention, kind: ratio, numerator: abandoned, denominator: queued,
+     key: queue, window: 15m, threshold: 0.5, min_volume: 4, severity: info})");
+  auto queued = [](const std::string& id, Micros at) {
+    auto e = Event(id, at, "c-" + id);
+    e.mutable_queued();
+    return e;
+  };
+  auto abandoned = [](const std::string& id, Micros at) {
+    auto e = Event(id, at, "c-" + id);
+    e.mutable_abandoned();
+    return e;
+  };
+  Feed(queued("q1", kT0));
+  Feed(abandoned("a1", kT0 + kMinute));
+  Feed(abandoned("a2", kT0 + kMinute));  // 2 of 1 queued: over the ratio, under the volume
+  EXPECT_TRUE(sink_.findings.empty());
+  Feed(queued("q2", kT0 + 2 * kMinute));
+  Feed(queued("q3", kT0 + 2 * kMinute));
+  EXPECT_TRUE(sink_.findings.empty());   // 2 of 3
+  Feed(queued("q4", kT0 + 3 * kMinute));  // 2 of 4 = 0.5
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(sink_.findings[0].key(0).value(), "billing");
+}
+
+TEST_F(KindTest, SequenceNeedsTheStepsInOrderWithinTheBound) {
+  Load(R"(  - {name: seq, family: escalation, kind: sequence, steps: [abandoned, callback_requested, complaint],
+     key: customer_id, within: 1h, severity: info})");
+  auto ev = [](const std::string& id, Micros at, const std::string& body) {
+    auto e = Event(id, at, "c1");
+    if (body == "abandoned") e.mutable_abandoned();
+    if (body == "callback_requested") e.mutable_callback_requested();
+    if (body == "complaint") e.mutable_complaint();
+    return e;
+  };
+  Feed(ev("x1", kT0, "complaint"));  // out of order: ignored
+  Feed(ev("x2", kT0 + kMinute, "abandoned"));
+  Feed(ev("x3", kT0 + 2 * kMinute, "callback_requested"));
+  Feed(ev("x4", kT0 + 90 * kMinute, "complaint"));  // too late: the sequence expired
+  EXPECT_TRUE(sink_.findings.empty());
+  Feed(ev("y1", kT0 + 100 * kMinute, "abandoned"));
+  Feed(ev("y2", kT0 + 101 * kMinute, "callback_requested"));
+  Feed(ev("y3", kT0 + 102 * kMinute, "complaint"));
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(sink_.findings[0].evidence_event_ids_size(), 3);
+  EXPECT_EQ(sink_.findings[0].evidence_event_ids(0), "y1");
+  EXPECT_EQ(ToMicros(sink_.findings[0].window_start()), kT0 + 100 * kMinute);
+}
+
+TEST_F(KindTest, CountKeepsItsWindowRightWhenEventsArriveOutOfOrder) {
+  Load(R"(  - {name: rc, family: prevention, kind: count, on: ended, key: customer_id, window: 1h, threshold: 3,
+     severity: info})");
+  Feed(Ended("e2", kT0 + 10 * kMinute, "c1"));
+  Feed(Ended("e1", kT0 + 10 * kMinute - 20 * kMicrosPerSecond, "c1"));  // within the allowed lateness (30s)
+  Feed(Ended("e3", kT0 + 11 * kMinute, "c1"));
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(ToMicros(sink_.findings[0].window_start()), kT0 + 10 * kMinute - 20 * kMicrosPerSecond);
+  EXPECT_EQ(sink_.findings[0].evidence_event_ids(0), "e1");
+}
+
+TEST_F(KindTest, APromiseWithoutADueTimeIsNotHeldAgainstAnyone) {
+  Load(R"(  - {name: cb, family: gap, kind: absence, on: callback_requested, expect: callback_attempted,
+     key: customer_id, deadline: callback_requested.due_at, severity: critical})");
+  auto no_due = Event("r1", kT0, "c1");
+  no_due.mutable_callback_requested();
+  Feed(no_due);
+  Feed(testing::CallbackRequested("r2", kT0, "c2", kT0 - kMinute));  // due before it was made
+  engine_->AdvanceWatermark(0, kT0 + 10 * 60 * kMinute, kT0);
+  EXPECT_TRUE(sink_.findings.empty());
+  EXPECT_EQ(engine_->KeysHeld(0), 0u);
+}
+
+TEST_F(KindTest, AbsenceWithAFixedBoundAndAConditionalFollowUp) {
+  Load(R"(  - name: detractor
+    family: gap
+    kind: absence
+    on: survey
+    where: survey.metric == "nps" and survey.score <= 6
+    expect: {on: contact_started, where: contact_started.direction == "outbound"}
+    key: customer_id
+    within: 48h
+    severity: warning)");
+  auto survey = [](const std::string& id, const std::string& customer, int score) {
+    auto e = Event(id, kT0, customer);
+    e.mutable_survey()->set_metric(cx::v1::SURVEY_METRIC_NPS);
+    e.mutable_survey()->set_score(score);
+    return e;
+  };
+  auto contact = [](const std::string& id, Micros at, const std::string& customer, cx::v1::Direction d) {
+    auto e = Event(id, at, customer);
+    e.mutable_contact_started()->set_direction(d);
+    return e;
+  };
+  Feed(survey("s1", "c1", 3));
+  Feed(survey("s2", "c2", 5));
+  Feed(survey("s3", "c3", 9));  // a promoter: nothing to follow up
+  Feed(contact("o1", kT0 + kMinute, "c1", cx::v1::DIRECTION_INBOUND));   // does not close the loop
+  Feed(contact("o2", kT0 + kMinute, "c2", cx::v1::DIRECTION_OUTBOUND));  // does
+  engine_->AdvanceWatermark(0, kT0 + 49 * 60 * kMinute, kT0);
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(sink_.findings[0].key(0).value(), "c1");
+  EXPECT_EQ(ToMicros(sink_.findings[0].fired_at()), kT0 + 48 * 60 * kMinute);
+}
+
+TEST_F(KindTest, SpikeComparesAKeyWithItsOwnBaseline) {
+  Load(R"(  - {name: surge, family: prevention, kind: spike, on: queued, key: reason, window: 10m, baseline: 1h,
+     factor: 3, min_count: 5, severity: info, summary: "{count} vs {baseline}"})");
+  auto queued = [](const std::string& id, Micros at, const std::string& reason) {
+    auto e = Event(id, at, "c-" + id, reason);
+    e.mutable_queued();
+    return e;
+  };
+  // Two an interval for an hour: a baseline of about two.
+  int n = 0;
+  for (int w = 0; w < 6; ++w) {
+    for (int i = 0; i < 2; ++i) Feed(queued("b" + std::to_string(n++), kT0 + w * 10 * kMinute + i * kMinute, "outage"));
+  }
+  // Five in the next interval: not three times two.
+  for (int i = 0; i < 5; ++i) Feed(queued("s" + std::to_string(i), kT0 + 60 * kMinute + i * kMinute, "outage"));
+  EXPECT_TRUE(sink_.findings.empty());
+  Feed(queued("s5", kT0 + 66 * kMinute, "outage"));  // six: three times the baseline
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(sink_.findings[0].key(0).value(), "outage");
+  EXPECT_EQ(sink_.findings[0].summary().substr(0, 5), "6 vs ");
+}
+
+TEST_F(KindTest, TheKeyLimitBoundsStateAndIsCounted) {
+  EngineOptions options{30 * kMicrosPerSecond, 10 * kMicrosPerSecond};
+  options.max_keys_per_rule = 2;
+  Load(R"(  - {name: rc, family: prevention, kind: count, on: ended, key: customer_id, window: 1h, threshold: 2,
+     severity: info})",
+       options);
+  Feed(Ended("e1", kT0, "c1"));
+  Feed(Ended("e2", kT0, "c2"));
+  Feed(Ended("e3", kT0, "c3"));  // a third key: not tracked
+  Feed(Ended("e4", kT0 + kMinute, "c3"));
+  EXPECT_EQ(engine_->KeysHeld(0), 2u);
+  EXPECT_EQ(engine_->Stats(0).key_limit_hits.load(), 2u);
+  EXPECT_TRUE(sink_.findings.empty());
+  Feed(Ended("e5", kT0 + kMinute, "c1"));  // tracked keys still work
+  EXPECT_EQ(sink_.findings.size(), 1u);
+  EXPECT_EQ(engine_->Stats(0).findings.load(), 1u);
+  EXPECT_EQ(engine_->Stats(0).evaluations.load(), 5u);
+}
+
+TEST_F(KindTest, MatchWithoutCooldownFiresOnEveryMatchingEvent) {
+  Load(R"(  - {name: c, family: escalation, kind: match, on: complaint, where: 'lower(complaint.category) == "legal"',
+     key: customer_id, severity: critical})");
+  auto complaint = [](const std::string& id, const std::string& category) {
+    auto e = Event(id, kT0, "c1");
+    e.mutable_complaint()->set_category(category);
+    return e;
+  };
+  Feed(complaint("x1", "LEGAL"));
+  Feed(complaint("x2", "billing"));
+  Feed(complaint("x3", "Legal"));
+  ASSERT_EQ(sink_.findings.size(), 2u);
+  EXPECT_EQ(sink_.findings[1].evidence_event_ids(0), "x3");
+  EXPECT_NE(sink_.findings[0].finding_id(), sink_.findings[1].finding_id());
+}
+
+}  // namespace
+}  // namespace cxpulse
