@@ -113,7 +113,8 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
 
   if (const YAML::Node engine = root["engine"]) {
     EngineConfig& e = config->engine;
-    if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval", "max_future_skew"});
+    if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval", "max_future_skew",
+                                           "max_keys_per_rule"});
         !s.ok()) {
       return s;
     }
@@ -128,6 +129,12 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
     if (engine["commit_interval"]) {
       if (auto s = ReadDuration(file, engine["commit_interval"], &e.commit_interval); !s.ok()) return s;
       if (e.commit_interval <= 0) return ErrorAt(file, engine["commit_interval"], "must be positive");
+    }
+    if (engine["max_keys_per_rule"]) {
+      int n = 0;
+      if (auto s = ReadInt(file, engine["max_keys_per_rule"], &n); !s.ok()) return s;
+      if (n < 1) return ErrorAt(file, engine["max_keys_per_rule"], "must be at least 1");
+      e.max_keys_per_rule = n;
     }
     if (engine["max_future_skew"]) {
       if (auto s = ReadDuration(file, engine["max_future_skew"], &e.max_future_skew); !s.ok()) return s;

@@ -33,6 +33,9 @@ struct EngineConfig {
   Micros commit_interval = 1 * kMicrosPerSecond;
   // Events stamped further than this ahead of the wall clock are invalid.
   Micros max_future_skew = 5 * 60 * kMicrosPerSecond;
+  // Keys one rule may hold; beyond it new keys are not tracked and
+  // cxpulse_rule_key_limit_hits_total counts them.
+  int64_t max_keys_per_rule = 2'000'000;
 };
 
 struct Config {

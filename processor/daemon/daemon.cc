@@ -13,6 +13,7 @@
 #include "daemon/pipeline.h"
 #include "engine/rule_set.h"
 #include "metrics/pipeline_metrics.h"
+#include "metrics/rule_metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace cxpulse {
@@ -84,11 +85,18 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
     return 1;
   }
 
+  // Per-rule series, read from the engine's atomics at scrape time. (The
+  // Registry of prometheus-cpp 1.0 takes no custom Collectable, so /metrics
+  // serialises both.)
+  RuleMetrics rule_metrics(&(*pipeline)->engine());
+
   boost::asio::io_context io;
   HttpServer admin(io);
-  admin.Handle("GET", "/metrics", [&registry] {
+  admin.Handle("GET", "/metrics", [&registry, &rule_metrics] {
+    std::vector<prometheus::MetricFamily> families = registry->Collect();
+    for (auto& f : rule_metrics.Collect()) families.push_back(std::move(f));
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                        prometheus::TextSerializer().Serialize(registry->Collect())};
+                        prometheus::TextSerializer().Serialize(families)};
   });
   admin.Handle("GET", "/healthz", [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; });
   const Pipeline& pipe = **pipeline;

@@ -59,7 +59,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
   p->sink_ = std::make_unique<KafkaFindingSink>(p->producer_.get(), config.kafka.findings_topic, metrics, &p->fatal_);
   p->engine_ = std::make_unique<Engine>(
       std::move(rules),
-      EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout}, p->sink_.get());
+      EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
+                    static_cast<size_t>(config.engine.max_keys_per_rule)},
+      p->sink_.get());
 
   KafkaProperties consumer_props = common;
   consumer_props["group.id"] = config.kafka.group_id;

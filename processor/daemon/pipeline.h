@@ -38,6 +38,7 @@ class Pipeline {
 
   // Live figures for the status line and /readyz; any thread may read.
   uint64_t events() const { return events_.load(std::memory_order_relaxed); }
+  const Engine& engine() const { return *engine_; }
   uint64_t dead_letters() const { return dead_letters_.load(std::memory_order_relaxed); }
   int64_t lag() const { return lag_.load(std::memory_order_relaxed); }
   bool assigned() const { return assigned_.load(std::memory_order_relaxed); }

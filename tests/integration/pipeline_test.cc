@@ -116,6 +116,11 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
                    {{"rule", "callback_missed"}, {"family", "gap"}, {"severity", "critical"}}),
             1.0);
   EXPECT_EQ(Sample(metrics, "cxpulse_build_info", {{"version", CXPULSE_VERSION}}), 1.0);
+  // Per rule: repeat_contact saw the 4 ended events (the late one was refused before any rule).
+  EXPECT_EQ(Sample(metrics, "cxpulse_rule_evaluations_total", {{"rule", "repeat_contact"}}), 3.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_rule_keys", {{"rule", "repeat_contact"}}), 1.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_rule_keys", {{"rule", "callback_missed"}}), 0.0);  // cC kept, cB fired
+  EXPECT_EQ(Sample(metrics, "cxpulse_rule_key_limit_hits_total", {{"rule", "repeat_contact"}}), 0.0);
   EXPECT_TRUE(Sample(metrics, "cxpulse_batch_duration_seconds_count").value_or(0) > 0);
 
   // Prometheus' own linter accepts the exposition.
