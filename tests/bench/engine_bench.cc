@@ -1,0 +1,142 @@
+// Engine throughput on one core: the shipped rule pack over generated
+// contact-centre traffic from over 1M distinct customers (8M events).
+//   BM_Engine:           pre-decoded events (the engine alone)
+//   BM_DecodeAndEngine:  serialized protobuf, decoded into one reused message, then the engine
+//   BM_DecodeOnly:       decoding alone, the reference for the two above
+// CXPULSE_BENCH_EVENTS sets the corpus size (default 3M events).
+// Run: CXPULSE_BENCH_EVENTS=8000000 build/tests/engine_bench --benchmark_min_time=5
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <unordered_set>
+
+#include "engine/engine.h"
+#include "gen/traffic_generator.h"
+
+namespace cxpulse {
+namespace {
+
+constexpr int kPartitions = 8;
+
+class CountingSink final : public FindingSink {
+ public:
+  void Emit(int, const cx::v1::Finding&) override { ++findings; }
+  uint64_t findings = 0;
+};
+
+struct Corpus {
+  std::vector<cx::v1::InteractionEvent> events;
+  std::vector<std::string> wire;
+  std::vector<int32_t> partitions;
+  size_t customers = 0;
+};
+
+const Corpus& TheCorpus() {
+  static const Corpus corpus = [] {
+    Corpus c;
+    TrafficOptions options;
+    options.seed = 7;
+    // A 3M pool: 8M events (about 1.5M contacts) then come from over 1M distinct customers.
+    options.customers = 3'000'000;
+    options.contacts_per_second = 500;
+    const size_t want = std::getenv("CXPULSE_BENCH_EVENTS") ? std::strtoul(std::getenv("CXPULSE_BENCH_EVENTS"), nullptr, 10)
+                                                             : 3'000'000;
+    const auto start = std::chrono::system_clock::time_point(std::chrono::seconds(1'767'603'600));
+    TrafficGenerator gen(options, start);
+    for (auto t = start; c.events.size() < want; t += std::chrono::seconds(60)) gen.Poll(t, &c.events);
+    c.events.resize(want);
+    std::unordered_set<std::string> customers;
+    for (const auto& e : c.events) {
+      customers.insert(e.customer_id());
+      c.wire.push_back(e.SerializeAsString());
+      c.partitions.push_back(static_cast<int32_t>(std::hash<std::string>()(e.customer_id()) % kPartitions));
+    }
+    c.customers = customers.size();
+    return c;
+  }();
+  return corpus;
+}
+
+std::shared_ptr<const RuleSet> Pack() {
+  auto rules = LoadRuleSet({CXPULSE_RULES_DIR});
+  if (!rules.ok()) std::abort();
+  return *rules;
+}
+
+void Report(benchmark::State& state, const Corpus& c, const CountingSink& sink, size_t processed) {
+  state.SetItemsProcessed(static_cast<int64_t>(processed));
+  state.counters["customers"] = static_cast<double>(c.customers);
+  state.counters["findings"] = static_cast<double>(sink.findings);
+}
+
+void BM_Engine(benchmark::State& state) {
+  const Corpus& c = TheCorpus();
+  CountingSink sink;
+  // Event time drives the watermark; the wall clock is pinned at the first
+  // event so no partition ever looks idle.
+  std::optional<Engine> engine;
+  engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+  const Micros wall = ToMicros(c.events.front().occurred_at());
+  size_t i = 0, processed = 0;
+  for (auto _ : state) {
+    if (i == c.events.size()) {
+      state.PauseTiming();  // the next lap starts with fresh state, as event time cannot go back
+      engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+      i = 0;
+      state.ResumeTiming();
+    }
+    benchmark::DoNotOptimize(engine->Process(c.partitions[i], c.events[i], wall));
+    ++i;
+    ++processed;
+  }
+  Report(state, c, sink, processed);
+}
+BENCHMARK(BM_Engine)->Unit(benchmark::kNanosecond);
+
+void BM_DecodeAndEngine(benchmark::State& state) {
+  const Corpus& c = TheCorpus();
+  CountingSink sink;
+  std::optional<Engine> engine;
+  engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+  const Micros wall = ToMicros(c.events.front().occurred_at());
+  cx::v1::InteractionEvent event;
+  size_t i = 0, processed = 0;
+  for (auto _ : state) {
+    if (i == c.wire.size()) {
+      state.PauseTiming();
+      engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+      i = 0;
+      state.ResumeTiming();
+    }
+    if (!event.ParseFromString(c.wire[i])) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(engine->Process(c.partitions[i], event, wall));
+    ++i;
+    ++processed;
+  }
+  Report(state, c, sink, processed);
+}
+BENCHMARK(BM_DecodeAndEngine)->Unit(benchmark::kNanosecond);
+
+// The reference the other two are read against, measured in the same run:
+// protobuf decoding alone, the least any consumer of this topic must do.
+void BM_DecodeOnly(benchmark::State& state) {
+  const Corpus& c = TheCorpus();
+  cx::v1::InteractionEvent event;
+  size_t i = 0, processed = 0;
+  for (auto _ : state) {
+    if (i == c.wire.size()) i = 0;
+    if (!event.ParseFromString(c.wire[i])) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(event);
+    ++i;
+    ++processed;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(processed));
+}
+BENCHMARK(BM_DecodeOnly)->Unit(benchmark::kNanosecond);
+
+}  // namespace
+}  // namespace cxpulse
+
+BENCHMARK_MAIN();
