@@ -1,5 +1,7 @@
 #include "common/yaml_message.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_join.h"
 #include "common/strings.h"
 #include "common/yaml_errors.h"
@@ -91,12 +93,14 @@ absl::Status SetScalar(const std::string& file, const YAML::Node& v, const Field
 
 }  // namespace
 
-absl::Status YamlToMessage(const std::string& file, const YAML::Node& node, Micros base, ProtoMessage* m) {
+absl::Status YamlToMessage(const std::string& file, const YAML::Node& node, Micros base, ProtoMessage* m,
+                           const std::vector<std::string>& skip) {
   if (node.IsNull()) return absl::OkStatus();  // "ended: {}" or "queued:" with nothing under it
   if (!node.IsMap()) return ErrorAt(file, node, Cat("expected a mapping of ", m->GetDescriptor()->name(), " fields"));
   const auto* d = m->GetDescriptor();
   for (const auto& kv : node) {
     const std::string& name = kv.first.Scalar();
+    if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
     const FieldDescriptor* f = d->FindFieldByName(name);
     if (f == nullptr) {
       std::vector<std::string> names;

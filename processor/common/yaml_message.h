@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/time.h"
@@ -14,8 +15,9 @@
 
 namespace cxpulse {
 
-// Errors read "file:line:col: message".
+// Errors read "file:line:col: message". Top-level keys in `skip` are left
+// for the caller (e.g. a test event's "at").
 absl::Status YamlToMessage(const std::string& file, const YAML::Node& node, Micros base_time,
-                           google::protobuf::Message* message);
+                           google::protobuf::Message* message, const std::vector<std::string>& skip = {});
 
 }  // namespace cxpulse

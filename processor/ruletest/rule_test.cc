@@ -153,19 +153,15 @@ class FileRunner {
     for (const YAML::Node& ev : test["events"]) {
       ++n;
       cx::v1::InteractionEvent event;
-      YAML::Node fields = YAML::Clone(ev);
       Micros at = 0;
       if (!ev.IsMap() || !ev["at"]) return fail(Cat("  ", Where(file_, ev.Mark()), ": each event needs \"at\" (an offset such as 5m)\n"));
       absl::StatusOr<Micros> d = ParseDuration(ev["at"].Scalar());
       if (!d.ok()) return fail(Cat("  ", Where(file_, ev["at"].Mark()), ": ", Message(d.status()), "\n"));
       at = *d;
-      fields.remove("at");
-      std::string id = Cat("e", n);
-      if (ev["id"]) {
-        id = ev["id"].Scalar();
-        fields.remove("id");
+      const std::string id = ev["id"] ? ev["id"].Scalar() : Cat("e", n);
+      if (absl::Status s = YamlToMessage(file_, ev, start, &event, {"at", "id"}); !s.ok()) {
+        return fail(Cat("  ", Message(s), "\n"));
       }
-      if (absl::Status s = YamlToMessage(file_, fields, start, &event); !s.ok()) return fail(Cat("  ", Message(s), "\n"));
       event.set_event_id(id);
       SetTimestamp(start + at, event.mutable_occurred_at());
       if (event.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) {
