@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli/gen_command.h"
+#include "cli/mock_kafka_command.h"
 #include "common/time.h"
 #include "common/strings.h"
 #include "config/config.h"
@@ -30,7 +32,7 @@ std::string DefaultRulesDir() {
   return CXPULSE_RULES_DIR;
 }
 
-int Run(const std::string& config_path) {
+int Run(const std::string& config_path, int shards, bool exit_when_idle) {
   absl::StatusOr<cxpulse::Config> config = cxpulse::LoadConfig(config_path);
   if (!config.ok()) {
     std::cerr << cxpulse::Message(config.status()) << "\n";
@@ -38,6 +40,8 @@ int Run(const std::string& config_path) {
   }
   cxpulse::DaemonOptions options;
   options.config = *config;
+  options.shards = shards;
+  options.exit_when_idle = exit_when_idle;
   std::unique_ptr<cxpulse::EmbeddedCluster> cluster;
   std::string bootstrap = config->kafka.brokers;
   if (bootstrap == "embedded") {
@@ -82,6 +86,11 @@ int main(int argc, char** argv) {
   std::string config_path;
   CLI::App* run = app.add_subcommand("run", "Run the daemon");
   run->add_option("--config", config_path, "Config file (YAML)")->required()->check(CLI::ExistingFile);
+  int run_shards = 0;
+  bool exit_when_idle = false;
+  run->add_option("--shards", run_shards, "Shard threads (default: one per core)")->check(CLI::Range(0, 256));
+  run->add_flag("--exit-when-idle", exit_when_idle,
+                "Exit 0 once every assigned partition is at its end (backfills, benchmarks)");
 
   cxpulse::DemoOptions demo_options;
   std::string demo_duration = "0s";
@@ -115,6 +124,9 @@ int main(int argc, char** argv) {
   CLI::App* test = app.add_subcommand("test", "Run rule unit tests (*_test.yaml): given events, expect findings");
   test->add_option("TESTS", test_paths, "Test files, or directories holding *_test.yaml")->required();
 
+  const cxpulse::GenCommand gen(app);
+  const cxpulse::MockKafkaCommand mock_kafka(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -122,7 +134,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
-  if (run->parsed()) return Run(config_path);
+  if (run->parsed()) return Run(config_path, run_shards, exit_when_idle);
   if (demo->parsed()) {
     demo_options.duration = *cxpulse::ParseDuration(demo_duration);
     if (demo_options.rules_path.empty()) demo_options.rules_path = DefaultRulesDir();
@@ -130,5 +142,7 @@ int main(int argc, char** argv) {
   }
   if (check->parsed()) return Check(check_paths);
   if (test->parsed()) return Test(test_paths);
+  if (gen.parsed()) return gen.Run();
+  if (mock_kafka.parsed()) return mock_kafka.Run();
   return 2;
 }

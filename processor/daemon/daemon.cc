@@ -1,5 +1,4 @@
 #include "daemon/daemon.h"
-#include "common/strings.h"
 
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
@@ -10,10 +9,11 @@
 #include <thread>
 
 #include "admin/http_server.h"
+#include "common/strings.h"
 #include "daemon/pipeline.h"
 #include "engine/rule_set.h"
 #include "metrics/pipeline_metrics.h"
-#include "metrics/rule_metrics.h"
+#include "metrics/shard_metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace cxpulse {
@@ -31,11 +31,15 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> StartEmbeddedCluster(const Kafk
 
 namespace {
 
+// How often the control thread serves the consumer (rebalances), commits
+// and checks the shards.
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
 // The control thread's periodic live line.
 class StatusLine {
  public:
-  StatusLine(const Pipeline& pipeline, PipelineMetrics& metrics, const RuleSet& rules)
-      : pipeline_(pipeline), metrics_(metrics), rules_(rules), started_(std::chrono::steady_clock::now()) {}
+  explicit StatusLine(const Pipeline& pipeline)
+      : pipeline_(pipeline), started_(std::chrono::steady_clock::now()) {}
 
   std::string Next() {
     const auto now = std::chrono::steady_clock::now();
@@ -45,21 +49,21 @@ class StatusLine {
     last_ = now;
     last_events_ = events;
     std::string findings;
-    for (size_t i = 0; i < rules_.rules().size(); ++i) {
-      Append(&findings, findings.empty() ? "" : " ", rules_.rules()[i].name, "=",
-                      static_cast<uint64_t>(metrics_.FindingOf(static_cast<int>(i)).Value()));
+    const auto& shards = pipeline_.shards();
+    const auto& rules = shards.front()->engine().rules().rules();
+    for (size_t i = 0; i < rules.size(); ++i) {
+      uint64_t n = 0;
+      for (const auto& s : shards) n += s->engine().Stats(static_cast<int>(i)).findings.load(std::memory_order_relaxed);
+      Append(&findings, findings.empty() ? "" : " ", rules[i].name, "=", n);
     }
-    return Cat(
-        "[", static_cast<int>(std::chrono::duration<double>(now - started_).count()), "s] ",
-        static_cast<uint64_t>(rate), " events/s | consumed ", events, " | findings ",
-        findings.empty() ? "none" : findings, " | dead letters ", pipeline_.dead_letters(), " | lag ",
-        pipeline_.lag());
+    return Cat("[", static_cast<int>(std::chrono::duration<double>(now - started_).count()), "s] ",
+               static_cast<uint64_t>(rate), " events/s | consumed ", events, " | findings ",
+               findings.empty() ? "none" : findings, " | dead letters ", pipeline_.dead_letters(), " | lag ",
+               pipeline_.lag());
   }
 
  private:
   const Pipeline& pipeline_;
-  PipelineMetrics& metrics_;
-  const RuleSet& rules_;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_ = started_;
   uint64_t last_events_ = 0;
@@ -74,35 +78,37 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
     spdlog::error("rules not loaded:\n{}", Message(rules.status()));
     return 1;
   }
-  spdlog::info("loaded {} rule(s) from {}", (*rules)->rules().size(), config.rules_path);
+  const int shards = options.shards > 0 ? options.shards
+                                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  spdlog::info("loaded {} rule(s) from {}; {} shard(s)", (*rules)->rules().size(), config.rules_path, shards);
 
   auto registry = std::make_shared<prometheus::Registry>();
   PipelineMetrics metrics(*registry);
   SystemClock clock;
-  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = Pipeline::Create(config, bootstrap, *rules, &metrics, &clock);
-  if (!pipeline.ok()) {
-    spdlog::error("{}", Message(pipeline.status()));
+  absl::StatusOr<std::unique_ptr<Pipeline>> created =
+      Pipeline::Create(config, bootstrap, *rules, shards, &metrics, &clock);
+  if (!created.ok()) {
+    spdlog::error("{}", Message(created.status()));
     return 1;
   }
-
-  // Per-rule series, read from the engine's atomics at scrape time. (The
-  // Registry of prometheus-cpp 1.0 takes no custom Collectable, so /metrics
+  Pipeline& pipeline = **created;
+  // Per-event series are summed from the shards' counters at scrape time.
+  // (prometheus-cpp 1.0's Registry takes no custom Collectable, so /metrics
   // serialises both.)
-  RuleMetrics rule_metrics(&(*pipeline)->engine());
+  ShardMetrics shard_metrics(&pipeline.shards());
 
   boost::asio::io_context io;
   HttpServer admin(io);
-  admin.Handle("GET", "/metrics", [&registry, &rule_metrics] {
+  admin.Handle("GET", "/metrics", [&registry, &shard_metrics] {
     std::vector<prometheus::MetricFamily> families = registry->Collect();
-    for (auto& f : rule_metrics.Collect()) families.push_back(std::move(f));
+    for (auto& f : shard_metrics.Collect()) families.push_back(std::move(f));
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                         prometheus::TextSerializer().Serialize(families)};
   });
   admin.Handle("GET", "/healthz", [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; });
-  const Pipeline& pipe = **pipeline;
-  admin.Handle("GET", "/readyz", [&pipe] {
-    return pipe.assigned() ? HttpResponse{200, "text/plain; charset=utf-8", "ready\n"}
-                           : HttpResponse{503, "text/plain; charset=utf-8", "waiting for partition assignment\n"};
+  admin.Handle("GET", "/readyz", [&pipeline] {
+    return pipeline.assigned() ? HttpResponse{200, "text/plain; charset=utf-8", "ready\n"}
+                               : HttpResponse{503, "text/plain; charset=utf-8", "waiting for partition assignment\n"};
   });
   if (absl::Status s = admin.Listen(config.admin_address); !s.ok()) {
     spdlog::error("{}", Message(s));
@@ -111,41 +117,41 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   spdlog::info("metrics on http://{}:{}/metrics", config.admin_address.substr(0, config.admin_address.rfind(':')),
                admin.port());
 
-  std::atomic<bool> stop{false};
-  absl::Status result;
-  std::thread worker([&] {
-    result = (*pipeline)->Run(stop);
-    // Wake the control thread whether the pipeline was asked to stop or failed.
-    boost::asio::post(io, [&] {
-      admin.Close();
-      io.stop();
-    });
-  });
+  absl::Status failure;
+  auto stop = [&](std::string_view why) {
+    spdlog::info("{}: draining (finish batch, flush findings, commit, leave group)", why);
+    admin.Close();
+    io.stop();
+  };
 
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  std::function<void()> wait_signal = [&] {
-    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+  pipeline.Start();
+  boost::asio::steady_timer poller(io);
+  std::function<void()> poll = [&] {
+    poller.expires_after(kPollInterval);
+    poller.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      if (stop.exchange(true)) {
-        // A second signal: the operator does not want to wait for the drain.
-        spdlog::warn("{} again: exiting without draining", strsignal(signo));
-        std::_Exit(130);
+      if (absl::Status s = pipeline.Poll(clock.Now()); !s.ok()) {
+        failure = s;
+        return stop("a shard failed");
       }
-      spdlog::info("{}: draining (finish batch, flush findings, commit, leave group); again to force", strsignal(signo));
-      wait_signal();
+      if (options.exit_when_idle && pipeline.AllAtEnd()) return stop("every assigned partition is at its end");
+      poll();
     });
   };
-  wait_signal();
+  poll();
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (!ec) stop(strsignal(signo));
+  });
   boost::asio::steady_timer deadline(io);
   if (options.duration > 0) {
     deadline.expires_after(std::chrono::microseconds(options.duration));
     deadline.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      spdlog::info("duration reached: draining");
-      stop = true;
+      if (!ec) stop("duration reached");
     });
   }
-  StatusLine status(pipe, metrics, **rules);
+  StatusLine status(pipeline);
   boost::asio::steady_timer ticker(io);
   std::function<void()> schedule = [&] {
     ticker.expires_after(std::chrono::microseconds(options.status_interval));
@@ -158,10 +164,23 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   if (options.status_interval > 0) schedule();
 
   io.run();
-  worker.join();
+
+  // A second signal during the drain: the operator does not want to wait.
+  boost::asio::io_context drain_io;
+  boost::asio::signal_set again(drain_io, SIGINT, SIGTERM);
+  again.async_wait([](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::warn("{} again: exiting without draining", strsignal(signo));
+    std::_Exit(130);
+  });
+  std::thread drain_signals([&] { drain_io.run(); });
+  absl::Status drained = pipeline.Stop();
+  drain_io.stop();
+  drain_signals.join();
+  if (failure.ok()) failure = drained;
   if (options.status_interval > 0) spdlog::info("{}", status.Next());
-  if (!result.ok()) {
-    spdlog::error("stopped: {}", Message(result));
+  if (!failure.ok()) {
+    spdlog::error("stopped: {}", Message(failure));
     return 3;
   }
   spdlog::info("stopped cleanly");

@@ -21,6 +21,10 @@ struct DaemonOptions {
   Micros duration = 0;
   // Print a live line (events/s, findings by rule, lag) this often; 0 = never.
   Micros status_interval = 0;
+  // Shard threads; 0 = one per core.
+  int shards = 0;
+  // Exit 0 once every assigned partition is at its end (backfills, benchmarks).
+  bool exit_when_idle = false;
 };
 
 // Starts an in-process mock cluster with the config's topics. Used for

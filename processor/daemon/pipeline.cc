@@ -1,227 +1,215 @@
 #include "daemon/pipeline.h"
+
+#include <thread>
+
 #include "common/strings.h"
-
-#include <chrono>
-
 #include "spdlog/spdlog.h"
 
 namespace cxpulse {
 namespace {
 
-constexpr int kMaxBatch = 1024;
-constexpr int kPollTimeoutMs = 100;
-constexpr int kFlushTimeoutMs = 30'000;
 constexpr Micros kLagInterval = kMicrosPerSecond;
+constexpr auto kAckTimeout = std::chrono::seconds(60);
 
 }  // namespace
 
-// Writes findings to the findings topic, keyed by the finding's first key
-// value (usually the customer), so one customer's findings stay in order.
-class Pipeline::KafkaFindingSink final : public FindingSink {
- public:
-  KafkaFindingSink(Producer* producer, std::string topic, PipelineMetrics* metrics, absl::Status* fatal)
-      : producer_(producer), topic_(std::move(topic)), metrics_(metrics), fatal_(fatal) {}
-
-  void Emit(int rule_index, const cx::v1::Finding& finding) override {
-    finding.SerializeToString(&buffer_);
-    const std::string_view key = finding.key_size() > 0 ? std::string_view(finding.key(0).value()) : "";
-    if (absl::Status s = producer_->Produce(topic_, RD_KAFKA_PARTITION_UA, key, buffer_); !s.ok()) {
-      if (fatal_->ok()) *fatal_ = s;
-      return;
-    }
-    metrics_->FindingOf(rule_index).Increment();
-  }
-
- private:
-  Producer* producer_;
-  std::string topic_;
-  PipelineMetrics* metrics_;
-  absl::Status* fatal_;
-  std::string buffer_;
-};
-
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config, const std::string& bootstrap,
-                                                           std::shared_ptr<const RuleSet> rules,
+                                                           std::shared_ptr<const RuleSet> rules, int shards,
                                                            PipelineMetrics* metrics, const Clock* clock) {
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->config_ = config;
   p->metrics_ = metrics;
-  p->clock_ = clock;
+  p->committed_.assign(kMaxPartitions, -1);
+  for (int32_t i = 0; i < kMaxPartitions; ++i) {
+    p->offsets_.committable[i].store(-1, std::memory_order_relaxed);
+    p->offsets_.processed[i].store(-1, std::memory_order_relaxed);
+    p->offsets_.at_end[i].store(false, std::memory_order_relaxed);
+  }
 
-  KafkaProperties common = {{"bootstrap.servers", bootstrap}, {"client.id", "cxpulse"}};
-  KafkaProperties producer_props = common;
-  for (const auto& [k, v] : config.kafka.properties) producer_props[k] = v;
-  absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(producer_props);
-  if (!producer.ok()) return producer.status();
-  p->producer_ = *std::move(producer);
-
-  metrics->BindRules(*rules);
-  p->sink_ = std::make_unique<KafkaFindingSink>(p->producer_.get(), config.kafka.findings_topic, metrics, &p->fatal_);
-  p->engine_ = std::make_unique<Engine>(
-      std::move(rules),
-      EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
-                    static_cast<size_t>(config.engine.max_keys_per_rule)},
-      p->sink_.get());
-
-  KafkaProperties consumer_props = common;
-  consumer_props["group.id"] = config.kafka.group_id;
-  consumer_props["enable.auto.commit"] = "false";  // we commit after findings are delivered
-  consumer_props["auto.offset.reset"] = "earliest";
-  for (const auto& [k, v] : config.kafka.properties) consumer_props[k] = v;
-  absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(consumer_props);
+  KafkaProperties props = {{"bootstrap.servers", bootstrap},
+                           {"client.id", "cxpulse"},
+                           {"group.id", config.kafka.group_id},
+                           {"enable.auto.commit", "false"},  // committed after findings are delivered
+                           {"auto.offset.reset", "earliest"},
+                           {"enable.partition.eof", "true"}};  // for --exit-when-idle and at_end
+  for (const auto& [k, v] : config.kafka.properties) props[k] = v;
+  absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
   if (!conf.ok()) return conf.status();
   rd_kafka_conf_set_rebalance_cb(*conf, &Pipeline::OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(*conf, &Pipeline::OnCommit);
   rd_kafka_conf_set_opaque(*conf, p.get());
   absl::StatusOr<KafkaHandle> consumer = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
   if (!consumer.ok()) return consumer.status();
   p->consumer_ = *std::move(consumer);
   rd_kafka_poll_set_consumer(p->consumer_.get());
 
+  for (int i = 0; i < shards; ++i) {
+    absl::StatusOr<std::unique_ptr<Shard>> shard =
+        Shard::Create(i, config, bootstrap, rules, p->consumer_.get(), &p->offsets_, clock);
+    if (!shard.ok()) return shard.status();
+    p->shards_.push_back(*std::move(shard));
+  }
+
   PartitionList topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), config.kafka.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(p->consumer_.get(), topics.get()); err) {
-    return absl::UnavailableError(
-        Cat("subscribe to ", config.kafka.input_topic, ": ", rd_kafka_err2str(err)));
+    return absl::UnavailableError(Cat("subscribe to ", config.kafka.input_topic, ": ", rd_kafka_err2str(err)));
   }
   return p;
 }
 
 Pipeline::~Pipeline() {
-  if (consumer_ && !closed_) rd_kafka_consumer_close(consumer_.get());
+  (void)Stop();
+  shards_.clear();  // their queues go before the consumer that made them
 }
 
-absl::Status Pipeline::Run(const std::atomic<bool>& stop) {
-  Micros last_commit = clock_->Now();
-  Micros last_lag = 0;
-  while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
-    const auto batch_start = std::chrono::steady_clock::now();
-    int n = 0;
-    // First poll waits; the rest of the batch takes only what is ready.
-    for (int timeout = kPollTimeoutMs; n < kMaxBatch; timeout = 0) {
-      rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), timeout);
-      if (msg == nullptr) break;
-      HandleMessage(*msg, clock_->Now());
-      rd_kafka_message_destroy(msg);
-      ++n;
-    }
-    const Micros now = clock_->Now();
-    engine_->Tick(now);
-    producer_->Poll();
-    if (n > 0) {
-      metrics_->batch_duration().Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_start).count());
-    }
-    if (now - last_lag >= kLagInterval) {
-      UpdateLag();
-      last_lag = now;
-    }
-    if (now - last_commit >= config_.engine.commit_interval) {
-      if (absl::Status s = Commit(); !s.ok()) return s;
-      last_commit = now;
-    }
-  }
-  // Drain: what was processed is flushed and committed before leaving
-  // (Commit refuses once anything failed).
-  absl::Status s = Commit();
-  rd_kafka_consumer_close(consumer_.get());
-  closed_ = true;
-  return fatal_.ok() ? s : fatal_;
+void Pipeline::Start() {
+  for (auto& s : shards_) s->Start();
 }
 
-void Pipeline::HandleMessage(const rd_kafka_message_t& msg, Micros now) {
-  if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (msg.err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      spdlog::warn("consumer: {}", rd_kafka_message_errstr(&msg));
+absl::Status Pipeline::Poll(Micros now) {
+  // Partition messages go to the shards' queues; what reaches the consumer's
+  // own queue is rebalances (served inside this call) and errors.
+  while (rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 0)) {
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      spdlog::warn("consumer: {}", rd_kafka_message_errstr(msg));
+    } else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Cannot happen while every assigned partition is forwarded; if it
+      // does, the record stays uncommitted and is read again after a restart.
+      spdlog::error("record of {} [{}] reached the group queue; not processed", rd_kafka_topic_name(msg->rkt),
+                    msg->partition);
     }
-    return;
+    rd_kafka_message_destroy(msg);
   }
-  const auto partition = msg.partition;
-  if (static_cast<size_t>(partition) < next_offset_.size()) next_offset_[static_cast<size_t>(partition)] = msg.offset + 1;
-
-  if (!event_.ParseFromArray(msg.payload, static_cast<int>(msg.len))) {
-    metrics_->decode_errors().Increment();
-    DeadLetter(msg, DeadLetterReason::kDecode, "payload does not decode as cx.v1.InteractionEvent");
-    return;
+  for (const auto& s : shards_) {
+    if (s->failed() && failure_.ok()) failure_ = s->status();
   }
-  std::string_view invalid;
-  if (event_.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) invalid = "event has no body";
-  else if (!event_.has_occurred_at()) invalid = "event has no occurred_at";
-  else if (event_.customer_id().empty()) invalid = "event has no customer_id";
-  // One event stamped far in the future would drag the partition's
-  // watermark along and make every later event late.
-  else if (ToMicros(event_.occurred_at()) > now + config_.engine.max_future_skew) invalid = "occurred_at is in the future";
-  if (!invalid.empty()) {
-    DeadLetter(msg, DeadLetterReason::kInvalid, invalid);
-    return;
+  if (!failure_.ok()) return failure_;
+  if (now - last_commit_ >= config_.engine.commit_interval) {
+    Commit(/*handover=*/false);
+    last_commit_ = now;
   }
-  metrics_->EventConsumed(event_.body_case(), event_.channel()).Increment();
-  events_.fetch_add(1, std::memory_order_relaxed);
-  if (engine_->Process(partition, event_, now) == Engine::Outcome::kLate) {
-    metrics_->late_events().Increment();
-    DeadLetter(msg, DeadLetterReason::kLate, "event time is behind the partition watermark");
-  }
-}
-
-void Pipeline::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail) {
-  metrics_->DeadLetter(reason).Increment();
-  dead_letters_.fetch_add(1, std::memory_order_relaxed);
-  const std::string source = Cat(config_.kafka.input_topic, "/", msg.partition, "@", msg.offset);
-  const std::string_view key(static_cast<const char*>(msg.key), msg.key_len);
-  const std::string_view value(static_cast<const char*>(msg.payload), msg.len);
-  absl::Status s = producer_->Produce(config_.kafka.dead_letter_topic, RD_KAFKA_PARTITION_UA, key, value,
-                                      {{"cxpulse.reason", DeadLetterReasonName(reason)},
-                                       {"cxpulse.error", detail},
-                                       {"cxpulse.source", source}});
-  if (!s.ok() && fatal_.ok()) fatal_ = s;
-}
-
-absl::Status Pipeline::Commit() {
-  if (!fatal_.ok()) return fatal_;
-  std::vector<std::pair<int32_t, int64_t>> offsets;
-  for (int32_t p : assigned_partitions_) {
-    const int64_t next = next_offset_[static_cast<size_t>(p)];
-    if (next >= 0) offsets.emplace_back(p, next);
-  }
-  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
-    fatal_ = absl::DataLossError(Cat(Message(s), "; input offsets not committed"));
-    return fatal_;
-  }
-  // Any failure since the last commit, including those served by Poll()
-  // between commits, means a finding or dead letter was lost: stop before
-  // committing past it.
-  if (producer_->delivery_failures() != failures_seen_) {
-    failures_seen_ = producer_->delivery_failures();
-    fatal_ = absl::DataLossError("findings or dead letters could not be delivered; input offsets not committed");
-    return fatal_;
-  }
-  if (offsets.empty()) return absl::OkStatus();
-  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
-  for (const auto& [p, off] : offsets) {
-    rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p)->offset = off;
-  }
-  if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), /*async=*/0); err) {
-    // A failed commit loses nothing: the records are re-read and the
-    // findings re-made with the same ids. Worth a warning, not a stop.
-    spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
+  if (now - last_lag_ >= kLagInterval) {
+    UpdateLag();
+    last_lag_ = now;
   }
   return absl::OkStatus();
 }
 
+absl::Status Pipeline::Stop() {
+  if (stopped_) return failure_;
+  stopped_ = true;
+  for (auto& s : shards_) s->Stop();  // each finishes its batch and checkpoints
+  for (const auto& s : shards_) {
+    if (!s->status().ok() && failure_.ok()) failure_ = s->status();
+  }
+  if (failure_.ok()) Commit(/*handover=*/true);
+  // Leaving the group revokes: with the shards stopped, nothing more is
+  // processed and nothing uncommitted is committed.
+  rd_kafka_consumer_close(consumer_.get());
+  return failure_;
+}
+
+bool Pipeline::AllAtEnd() const {
+  if (assigned_.empty()) return false;
+  for (int32_t p : assigned_) {
+    if (!offsets_.at_end[p].load(std::memory_order_relaxed)) return false;
+  }
+  return true;
+}
+
+uint64_t Pipeline::events() const {
+  uint64_t n = 0;
+  for (const auto& s : shards_) {
+    for (const auto& row : s->counters().events) {
+      for (const auto& c : row) n += c.load(std::memory_order_relaxed);
+    }
+  }
+  return n;
+}
+
+uint64_t Pipeline::dead_letters() const {
+  uint64_t n = 0;
+  for (const auto& s : shards_) {
+    for (const auto& c : s->counters().dead_letters) n += c.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& partitions) {
+  std::vector<uint64_t> last(shards_.size(), 0);
+  for (int32_t p : partitions) {
+    const uint64_t seq = ++next_seq_;
+    while (!Owner(p).Post(ShardCommand{kind, p, seq})) {
+      rd_kafka_queue_yield(Owner(p).queue());
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    last[OwnerIndex(p)] = seq;
+  }
+  // A shard blocked in its poll returns at once and reads its commands.
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (last[i] > 0) rd_kafka_queue_yield(shards_[i]->queue());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kAckTimeout;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    while (shards_[i]->acked() < last[i] && !shards_[i]->failed() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
+
+void Pipeline::Commit(bool handover) {
+  std::vector<std::pair<int32_t, int64_t>> offsets;
+  for (int32_t p : assigned_) {
+    const int64_t next = offsets_.committable[p].load(std::memory_order_acquire);
+    if (next >= 0 && (handover || next > committed_[static_cast<size_t>(p)])) offsets.emplace_back(p, next);
+  }
+  if (offsets.empty()) return;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [p, off] : offsets) {
+    rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p)->offset = off;
+  }
+  // The broker's answer arrives in OnCommit (served by Poll, or before a
+  // synchronous commit returns); only a confirmed offset counts as committed,
+  // so a commit refused during a rebalance is sent again.
+  if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), handover ? 0 : 1); err) {
+    // Nothing is lost: records are re-read and findings re-made with the
+    // same ids. Worth a warning, not a stop.
+    spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
+  }
+}
+
+void Pipeline::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* self = static_cast<Pipeline*>(opaque);
+  if (offsets == nullptr) return;
+  for (int i = 0; i < offsets->cnt; ++i) {
+    const auto& tp = offsets->elems[i];
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && tp.err == RD_KAFKA_RESP_ERR_NO_ERROR && tp.partition >= 0 &&
+        tp.partition < kMaxPartitions) {
+      self->committed_[static_cast<size_t>(tp.partition)] =
+          std::max(self->committed_[static_cast<size_t>(tp.partition)], tp.offset);
+    }
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("offset commit: {}", rd_kafka_err2str(err));
+  }
+}
+
 void Pipeline::UpdateLag() {
   int64_t total = 0;
-  for (int32_t p : assigned_partitions_) {
+  for (int32_t p : assigned_) {
     int64_t low = 0, high = 0;
     // Cached from fetch responses: no network round trip.
     if (rd_kafka_get_watermark_offsets(consumer_.get(), config_.kafka.input_topic.c_str(), p, &low, &high) != 0 ||
         high < 0) {
       continue;
     }
-    const int64_t next = next_offset_[static_cast<size_t>(p)];
+    const int64_t next = offsets_.processed[p].load(std::memory_order_relaxed);
     const int64_t lag = std::max<int64_t>(0, high - (next >= 0 ? next : low));
     metrics_->ConsumerLag(p).Set(static_cast<double>(lag));
     total += lag;
   }
-  lag_.store(total, std::memory_order_relaxed);
+  lag_ = total;
 }
 
 void Pipeline::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -231,45 +219,57 @@ void Pipeline::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_
 
 void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(consumer_.get())) == "COOPERATIVE";
+  std::vector<int32_t> partitions;
+  for (int i = 0; i < parts->cnt; ++i) {
+    const int32_t p = parts->elems[i].partition;
+    if (p < kMaxPartitions) partitions.push_back(p);
+    else failure_ = absl::OutOfRangeError(Cat("partition ", p, " is beyond the supported ", kMaxPartitions));
+  }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    for (int i = 0; i < parts->cnt; ++i) {
-      const int32_t p = parts->elems[i].partition;
-      if (static_cast<size_t>(p) >= next_offset_.size()) next_offset_.resize(static_cast<size_t>(p) + 1, -1);
-      next_offset_[static_cast<size_t>(p)] = -1;
-      assigned_partitions_.push_back(p);
+    for (int32_t p : partitions) {
+      offsets_.committable[p].store(-1, std::memory_order_relaxed);
+      offsets_.processed[p].store(-1, std::memory_order_relaxed);
+      offsets_.at_end[p].store(false, std::memory_order_relaxed);
+      committed_[static_cast<size_t>(p)] = -1;
+    }
+    // The shards learn of their partitions before the first message can arrive.
+    PostAndWait(ShardCommand::Kind::kAssign, partitions);
+    for (int32_t p : partitions) {
+      std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> pq(
+          rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
+      rd_kafka_queue_forward(pq.get(), Owner(p).queue());
+      assigned_.push_back(p);
       metrics_->ConsumerLag(p).Set(0);
     }
-    spdlog::info("assigned {} partition(s) of {}", parts->cnt, config_.kafka.input_topic);
+    spdlog::info("assigned {} partition(s) of {} to {} shard(s)", parts->cnt, config_.kafka.input_topic,
+                 shards_.size());
     if (cooperative) {
       if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), parts)) {
-        fatal_ = absl::InternalError(Cat("incremental assign: ", rd_kafka_error_string(error)));
+        failure_ = absl::InternalError(Cat("incremental assign: ", rd_kafka_error_string(error)));
         rd_kafka_error_destroy(error);
       }
     } else if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts); e) {
-      fatal_ = absl::InternalError(Cat("assign: ", rd_kafka_err2str(e)));
+      failure_ = absl::InternalError(Cat("assign: ", rd_kafka_err2str(e)));
     }
-    assigned_.store(true, std::memory_order_relaxed);
     return;
   }
-  // Revoked: commit what was processed (unless something failed), then let
-  // the state go with the partitions. Until the changelog topic exists the
-  // next owner starts that state empty.
-  (void)Commit();
-  for (int i = 0; i < parts->cnt; ++i) {
-    const int32_t p = parts->elems[i].partition;
-    engine_->DropPartition(p);
-    std::erase(assigned_partitions_, p);
+  // Revoked: each owning shard checkpoints and drops the partition's state,
+  // then what is delivered is committed before the partition moves on.
+  if (!stopped_) PostAndWait(ShardCommand::Kind::kRevoke, partitions);
+  if (failure_.ok()) Commit(/*handover=*/true);
+  for (int32_t p : partitions) {
+    std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> pq(
+        rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
+    rd_kafka_queue_forward(pq.get(), nullptr);
+    std::erase(assigned_, p);
     metrics_->RemoveConsumerLag(p);
   }
   spdlog::info("revoked {} partition(s) of {}", parts->cnt, config_.kafka.input_topic);
   if (cooperative) {
-    if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), parts)) {
-      rd_kafka_error_destroy(error);
-    }
+    if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), parts)) rd_kafka_error_destroy(error);
   } else {
     rd_kafka_assign(consumer_.get(), nullptr);
   }
-  assigned_.store(!assigned_partitions_.empty(), std::memory_order_relaxed);
 }
 
 }  // namespace cxpulse

@@ -1,12 +1,10 @@
-// Pipeline: the event path, on one thread. Consumes the input topic in a
-// consumer group, decodes each record, runs the Engine, writes findings,
-// copies what it cannot process to the dead-letter topic with the reason in a
-// header, and commits input offsets only after the findings they caused are
-// delivered (at-least-once; finding ids are deterministic for de-duplication).
-// Everything here is owned by the thread that calls Run().
+// Pipeline: the event path's control side. Runs on the control thread: it
+// owns the group consumer, forwards each assigned partition's queue to the
+// shard that owns it (partition % shards), serves rebalances, commits the
+// offsets shards mark committable (at-least-once), and computes lag. The
+// shards do the event work on their own threads (daemon/shard.h).
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,8 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/time.h"
 #include "config/config.h"
-#include "cx/v1/event.pb.h"
-#include "engine/engine.h"
+#include "daemon/shard.h"
 #include "kafka/client.h"
 #include "metrics/pipeline_metrics.h"
 
@@ -23,59 +20,57 @@ namespace cxpulse {
 
 class Pipeline {
  public:
-  // `bootstrap` is the resolved broker list (the embedded cluster's, when the
-  // config says "embedded").
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(const Config& config, const std::string& bootstrap,
-                                                          std::shared_ptr<const RuleSet> rules,
+                                                          std::shared_ptr<const RuleSet> rules, int shards,
                                                           PipelineMetrics* metrics, const Clock* clock);
   ~Pipeline();
 
-  // Runs until `stop` becomes true, then drains: finishes the batch, flushes
-  // findings, commits, and leaves the group. A non-OK status means the
-  // pipeline could not go on safely (e.g. findings could not be delivered);
-  // offsets past the undelivered findings are then not committed.
-  absl::Status Run(const std::atomic<bool>& stop);
+  void Start();
+  // Control thread, often (every few ms): serves rebalances, commits every
+  // commit_interval, updates lag every second. Returns a shard's failure.
+  [[nodiscard]] absl::Status Poll(Micros now);
+  // Drains: every shard finishes its batch and flushes, offsets are
+  // committed, the group is left. Returns the first failure, if any.
+  absl::Status Stop();
 
-  // Live figures for the status line and /readyz; any thread may read.
-  uint64_t events() const { return events_.load(std::memory_order_relaxed); }
-  const Engine& engine() const { return *engine_; }
-  uint64_t dead_letters() const { return dead_letters_.load(std::memory_order_relaxed); }
-  int64_t lag() const { return lag_.load(std::memory_order_relaxed); }
-  bool assigned() const { return assigned_.load(std::memory_order_relaxed); }
+  // True once partitions are assigned and every one is at its end.
+  bool AllAtEnd() const;
+  bool assigned() const { return !assigned_.empty(); }
+  uint64_t events() const;
+  uint64_t dead_letters() const;
+  int64_t lag() const { return lag_; }
+  const std::vector<std::unique_ptr<Shard>>& shards() const { return shards_; }
 
  private:
-  class KafkaFindingSink;
   Pipeline() = default;
-
-  void HandleMessage(const rd_kafka_message_t& msg, Micros now);
-  void DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail);
-  [[nodiscard]] absl::Status Commit();
-  void UpdateLag();
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                           void* opaque);
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                       void* opaque);
   void Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+  // Posts one command per partition to its owning shard, wakes the shards,
+  // and waits until each has acknowledged all of them.
+  void PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& partitions);
+  // Commits what shards mark committable. `handover` (a revoke, the
+  // drain): synchronously and unconditionally, since the partition's next
+  // owner starts from what is committed now.
+  void Commit(bool handover);
+  void UpdateLag();
+  size_t OwnerIndex(int32_t partition) const { return static_cast<size_t>(partition) % shards_.size(); }
+  Shard& Owner(int32_t partition) { return *shards_[OwnerIndex(partition)]; }
 
   Config config_;
   PipelineMetrics* metrics_ = nullptr;
-  const Clock* clock_ = nullptr;
-  std::unique_ptr<Producer> producer_;
-  std::unique_ptr<KafkaFindingSink> sink_;
-  std::unique_ptr<Engine> engine_;
-  cx::v1::InteractionEvent event_;  // reused: decoding into it keeps its buffers
-
-  // Next offset to commit per assigned partition (-1: nothing processed yet).
-  std::vector<int64_t> next_offset_;
-  std::vector<int32_t> assigned_partitions_;
-  // Set when the pipeline can no longer go on safely; once set, no offset
-  // is committed again (the records after it are re-read on restart).
-  absl::Status fatal_;
-
-  std::atomic<uint64_t> events_{0};
-  std::atomic<uint64_t> dead_letters_{0};
-  std::atomic<int64_t> lag_{0};
-  std::atomic<bool> assigned_{false};
-  uint64_t failures_seen_ = 0;  // producer delivery failures already acted on
-  bool closed_ = false;
+  Shard::Offsets offsets_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<int32_t> assigned_;
+  std::vector<int64_t> committed_;  // by partition: last offset the broker confirmed
+  uint64_t next_seq_ = 0;
+  Micros last_commit_ = 0;
+  Micros last_lag_ = 0;
+  int64_t lag_ = 0;
+  absl::Status failure_;
+  bool stopped_ = false;
 
   // Declared last so it is destroyed first: closing a consumer may call
   // back into Rebalance, which uses the members above.

@@ -1,8 +1,15 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <queue>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "common/hash.h"
 #include "common/strings.h"
 
@@ -26,21 +33,420 @@ void AppendValue(const expr::Value& v, std::string* out) {
   }
 }
 
-}  // namespace
+// FormatTime's text (protobuf's TimeUtil::ToString: RFC 3339 in UTC, the
+// fraction in 3 or 6 digits only when non-zero), appended without a
+// temporary string: a finding's summary must not allocate.
+void AppendTime(Micros t, std::string* out) {
+  using namespace std::chrono;
+  const sys_time<microseconds> at{microseconds{t}};
+  const sys_days day = floor<days>(at);
+  const year_month_day date{day};
+  const hh_mm_ss<microseconds> time{at - day};
+  fmt::format_to(std::back_inserter(*out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(date.year()),
+                 static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()), time.hours().count(),
+                 time.minutes().count(), time.seconds().count());
+  const int64_t fraction = time.subseconds().count();
+  if (fraction % 1000 != 0) fmt::format_to(std::back_inserter(*out), ".{:06}", fraction);
+  else if (fraction != 0) fmt::format_to(std::back_inserter(*out), ".{:03}", fraction / 1000);
+  out->push_back('Z');
+}
 
-void Engine::Ring::Push(Micros t, const std::string& id) {
-  const auto cap = static_cast<uint32_t>(slots.size());
+// Hex64's text, into a string that keeps its buffer.
+void AssignHex64(uint64_t v, std::string* out) {
+  char hex[16];
+  for (int i = 15; i >= 0; --i, v >>= 4) hex[i] = "0123456789abcdef"[v & 15];
+  out->assign(hex, sizeof hex);
+}
+
+// ---- Storage for per-key state ----------------------------------------------
+// Resident memory per tracked key bounds how many customers one engine can
+// follow, and state that comes and goes (keys swept, promises kept, contacts
+// transferred for the first time) must reuse memory rather than allocate per
+// event. Hence: text in place where std::string would spill, records in slabs
+// with free lists, and a hash index of 4-byte record numbers. A count key
+// holding one event takes about 76 bytes in all (tests/bench/memory_bench.cc;
+// about 300 with std::string keys and a vector per key).
+
+// An id or a key in kSize bytes: up to kSize - 1 bytes in place, longer text
+// on the heap. std::string takes 32 bytes and keeps only 15 in place.
+template <size_t kSize>
+class Text {
+  static_assert(kSize >= 16 && kSize <= 128);
+
+ public:
+  Text() { SetInlineSize(0); }
+  Text(const Text&) = delete;
+  Text& operator=(const Text&) = delete;
+  Text(Text&& o) noexcept {
+    std::memcpy(bytes_, o.bytes_, kSize);
+    o.SetInlineSize(0);
+  }
+  Text& operator=(Text&& o) noexcept {
+    if (this != &o) {
+      Free();
+      std::memcpy(bytes_, o.bytes_, kSize);
+      o.SetInlineSize(0);
+    }
+    return *this;
+  }
+  ~Text() { Free(); }
+
+  std::string_view view() const {
+    if (OnHeap()) return {HeapData(), HeapSize()};
+    return {reinterpret_cast<const char*>(bytes_), kSize - 1 - bytes_[kSize - 1]};
+  }
+
+  // Once on the heap, text stays there while it fits, so a ring slot that
+  // held one long id takes the next without allocating.
+  void Assign(std::string_view s) {
+    if (OnHeap()) {
+      if (s.size() <= HeapCapacity()) {
+        std::memmove(HeapData(), s.data(), s.size());
+        SetHeap(HeapData(), s.size(), HeapCapacity());
+        return;
+      }
+    } else if (s.size() < kSize) {
+      std::memmove(bytes_, s.data(), s.size());
+      SetInlineSize(s.size());
+      return;
+    }
+    char* data = new char[s.size()];
+    std::memcpy(data, s.data(), s.size());
+    Free();
+    SetHeap(data, s.size(), s.size());
+  }
+
+ private:
+  // In place: the text, and in the last byte the room left (0..kSize-1).
+  // On the heap: pointer, size (4 bytes), capacity (3 bytes), then kHeap.
+  static constexpr unsigned char kHeap = 0xff;
+  static constexpr size_t kMaxCapacity = 0xffffff;  // a longer buffer records less: safe
+
+  bool OnHeap() const { return bytes_[kSize - 1] == kHeap; }
+  void SetInlineSize(size_t n) { bytes_[kSize - 1] = static_cast<unsigned char>(kSize - 1 - n); }
+  char* HeapData() const {
+    char* p;
+    std::memcpy(&p, bytes_, sizeof p);
+    return p;
+  }
+  size_t HeapSize() const {
+    uint32_t n;
+    std::memcpy(&n, bytes_ + 8, sizeof n);
+    return n;
+  }
+  size_t HeapCapacity() const { return bytes_[12] | size_t{bytes_[13]} << 8 | size_t{bytes_[14]} << 16; }
+  void SetHeap(char* data, size_t size, size_t capacity) {
+    const auto n = static_cast<uint32_t>(size);
+    capacity = std::min(capacity, kMaxCapacity);
+    std::memcpy(bytes_, &data, sizeof data);
+    std::memcpy(bytes_ + 8, &n, sizeof n);
+    bytes_[12] = static_cast<unsigned char>(capacity);
+    bytes_[13] = static_cast<unsigned char>(capacity >> 8);
+    bytes_[14] = static_cast<unsigned char>(capacity >> 16);
+    bytes_[kSize - 1] = kHeap;
+  }
+  void Free() {
+    if (OnHeap()) delete[] HeapData();
+  }
+
+  alignas(8) unsigned char bytes_[kSize] = {};
+};
+
+// Blocks of `width` Ts by number, carved from chunks: a block never moves, a
+// freed block is handed out again before a new one is carved, and a block has
+// no malloc header of its own. Growth is a chunk now and then, never per event.
+template <typename T>
+class Slab {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  explicit Slab(uint32_t width = 1) : width_(std::max<uint32_t>(1, width)) {}
+
+  uint32_t width() const { return width_; }
+  T* Block(uint32_t b) { return &chunks_[b / kBlocksPerChunk][(b % kBlocksPerChunk) * width_]; }
+  const T* Block(uint32_t b) const { return &chunks_[b / kBlocksPerChunk][(b % kBlocksPerChunk) * width_]; }
+
+  uint32_t Take() {
+    if (!free_.empty()) {
+      const uint32_t b = free_.back();
+      free_.pop_back();
+      return b;
+    }
+    if (carved_ == chunks_.size() * kBlocksPerChunk) {
+      chunks_.push_back(std::make_unique<T[]>(size_t{kBlocksPerChunk} * width_));
+      // Room to free every block carved, so that Give never allocates.
+      const size_t blocks = chunks_.size() * kBlocksPerChunk;
+      if (free_.capacity() < blocks) free_.reserve(std::max(blocks, 2 * free_.capacity()));
+    }
+    return carved_++;
+  }
+  void Give(uint32_t b) { free_.push_back(b); }  // within the capacity reserved by Take
+
+ private:
+  static constexpr uint32_t kBlocksPerChunk = 32;
+  std::vector<std::unique_ptr<T[]>> chunks_;
+  std::vector<uint32_t> free_;
+  uint32_t width_;
+  uint32_t carved_ = 0;
+};
+
+// Keys to per-key state. A key's record (its text and state) lives in a slab;
+// the hash index holds only record numbers, 4 bytes a slot, so the open
+// addressing table's empty slots (1/8 to 9/16 of them, depending on where
+// the key count falls between two sizes) cost little. Not movable: the
+// index's functors point at the slab.
+template <typename V>
+class KeyTable {
+  struct Record {
+    Text<24> key;
+    V value;
+  };
+
+ public:
+  using Value = V;
+  static constexpr uint32_t kNone = Slab<Record>::kNone;
+
+  KeyTable() : index_(0, Hash{&records_}, Eq{&records_}) {}
+  KeyTable(const KeyTable&) = delete;
+  KeyTable& operator=(const KeyTable&) = delete;
+
+  size_t size() const { return index_.size(); }
+  uint32_t Find(std::string_view key) const {
+    auto it = index_.find(key);
+    return it == index_.end() ? kNone : *it;
+  }
+  // A record for a key not in the table, its state value-initialized.
+  uint32_t Insert(std::string_view key) {
+    const uint32_t i = records_.Take();
+    records_.Block(i)->key.Assign(key);
+    index_.insert(i);
+    return i;
+  }
+  V& At(uint32_t i) { return records_.Block(i)->value; }
+  std::string_view KeyAt(uint32_t i) const { return records_.Block(i)->key.view(); }
+
+  void Erase(uint32_t i) {
+    index_.erase(KeyAt(i));
+    Release(i);
+  }
+  // Erases the records `drop(state)` says to; `drop` releases what the state
+  // holds elsewhere before it says yes.
+  template <typename Pred>
+  size_t EraseIf(Pred drop) {
+    size_t n = 0;
+    for (auto it = index_.begin(); it != index_.end();) {
+      const uint32_t i = *it;
+      if (drop(At(i))) {
+        index_.erase(it++);
+        Release(i);
+        ++n;
+      } else {
+        ++it;
+      }
+    }
+    return n;
+  }
+
+ private:
+  // A free record's state is reset at once, so a stale reference to it (an
+  // absence timer) sees an empty state.
+  void Release(uint32_t i) {
+    At(i) = V{};
+    records_.Give(i);
+  }
+
+  static std::string_view View(const Slab<Record>* records, uint32_t i) { return records->Block(i)->key.view(); }
+  static std::string_view View(const Slab<Record>*, std::string_view s) { return s; }
+  struct Hash {
+    using is_transparent = void;
+    const Slab<Record>* records;
+    template <typename K>
+    size_t operator()(const K& k) const {
+      const std::string_view s = View(records, k);
+      return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
+    }
+  };
+  struct Eq {
+    using is_transparent = void;
+    const Slab<Record>* records;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return View(records, a) == View(records, b);
+    }
+  };
+
+  Slab<Record> records_;
+  absl::flat_hash_set<uint32_t, Hash, Eq> index_;
+};
+
+// ---- Per-key state ------------------------------------------------------------
+
+struct Entry {
+  Micros time = 0;
+  Text<16> event_id;
+};
+
+// Ring entries of one rule in one partition. A key's ring starts in a
+// one-entry block and moves to a full one (`wide`) at its second entry: most
+// keys never get one (a customer with one contact in the window).
+struct Rings {
+  Slab<Entry> narrow{1};
+  Slab<Entry> wide{1};
+};
+
+// Up to rings.wide.width() (time, event id) entries, oldest first, kept
+// sorted: events may arrive out of order within the allowed lateness.
+struct Ring {
+  static constexpr uint32_t kWide = 1u << 31;  // a block of rings.wide
+  uint32_t block = Slab<Entry>::kNone;
+  uint16_t head = 0;
+  uint16_t size = 0;
+
+  uint32_t Capacity(const Rings& r) const { return (block & kWide) != 0 ? r.wide.width() : 1; }
+  Entry* Slots(Rings& r) const { return (block & kWide) != 0 ? r.wide.Block(block & ~kWide) : r.narrow.Block(block); }
+  Entry& At(Rings& r, uint32_t i) const { return Slots(r)[(head + i) % Capacity(r)]; }
+  void PopOldest(Rings& r) {
+    head = static_cast<uint16_t>((head + 1) % Capacity(r));
+    --size;
+  }
+  void Push(Rings& r, Micros t, std::string_view id);
+  void Release(Rings& r) {
+    if (block == Slab<Entry>::kNone) return;
+    if ((block & kWide) != 0) r.wide.Give(block & ~kWide);
+    else r.narrow.Give(block);
+    *this = Ring{};
+  }
+};
+
+void Ring::Push(Rings& r, Micros t, std::string_view id) {
+  if (block == Slab<Entry>::kNone) block = r.narrow.Take();
+  uint32_t cap = Capacity(r);
+  if (size == cap && cap < r.wide.width()) {
+    const uint32_t wide = r.wide.Take();
+    Entry* to = r.wide.Block(wide);
+    for (uint32_t i = 0; i < size; ++i) std::swap(to[i], At(r, i));  // the ids keep their buffers
+    r.narrow.Give(block);
+    block = wide | kWide;
+    head = 0;
+    cap = r.wide.width();
+  }
+  Entry* slots = Slots(r);
   Entry& slot = slots[(head + size) % cap];
   slot.time = t;
-  slot.event_id.assign(id);  // reuses the slot's buffer
+  slot.event_id.Assign(id);
   if (size < cap) ++size;
-  else head = (head + 1) % cap;
-  // Events may arrive out of order within the allowed lateness: keep the
-  // ring sorted by time so eviction and window_start stay right.
-  for (uint32_t i = size - 1; i > 0 && slots[(head + i - 1) % cap].time > slots[(head + i) % cap].time; --i) {
+  else head = static_cast<uint16_t>((head + 1) % cap);
+  for (uint32_t i = size - 1u; i > 0 && slots[(head + i - 1) % cap].time > slots[(head + i) % cap].time; --i) {
     std::swap(slots[(head + i - 1) % cap], slots[(head + i) % cap]);
   }
 }
+
+struct CountKey {
+  Ring ring;  // N entries are all a threshold of N ever needs
+  Micros cooldown_until = Watermark::kNone;
+};
+
+struct Bucket {
+  int64_t index = INT64_MIN;
+  double a = 0;  // sum: the total; ratio: numerator events
+  double b = 0;  // ratio: denominator events
+};
+constexpr int kBuckets = 12;
+constexpr uint32_t kEvidence = 5;
+
+struct WindowKey {  // sum, ratio
+  std::array<Bucket, kBuckets> buckets;
+  Ring evidence;
+  Micros last_seen = 0;
+  Micros cooldown_until = Watermark::kNone;
+};
+
+struct SpikeKey {
+  int64_t window_index = INT64_MIN;
+  int64_t count = 0;
+  double baseline = 0;  // events per window, exponentially weighted
+  int64_t windows_seen = 0;
+  Ring evidence;
+  Micros last_seen = 0;
+  Micros cooldown_until = Watermark::kNone;
+};
+
+struct SequenceKey {
+  Micros start = 0;
+  Micros last_seen = 0;
+  Micros cooldown_until = Watermark::kNone;
+  uint32_t evidence = Slab<Entry>::kNone;  // a block of rings.wide: one entry per step
+  uint32_t next_step = 0;
+};
+
+struct Pending {
+  Micros start = 0;
+  Micros due = 0;
+  uint64_t seq = 0;  // 0: no promise (a released record)
+  Text<16> event_id;
+};
+
+// A promise's deadline. It names the record, not the key: a newer promise
+// for the key (or the record's reuse by another key) changes the record's
+// seq, and the timer is then skipped.
+struct Timer {
+  Micros due;
+  uint64_t seq;
+  uint32_t record;
+  bool operator>(const Timer& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+};
+
+// How many entries a full ring (or a sequence's evidence) of this rule holds.
+uint32_t RingWidth(const Rule& rule) {
+  switch (rule.kind) {
+    case RuleKind::kCount: return static_cast<uint32_t>(rule.threshold);
+    case RuleKind::kSum:
+    case RuleKind::kRatio:
+    case RuleKind::kSpike: return kEvidence;
+    case RuleKind::kSequence: return static_cast<uint32_t>(rule.steps.size());
+    default: return 1;
+  }
+}
+
+}  // namespace
+
+struct Engine::RuleState {
+  KeyTable<Micros> cooldowns;  // match
+  KeyTable<CountKey> counts;
+  KeyTable<WindowKey> windows;
+  KeyTable<SpikeKey> spikes;
+  KeyTable<SequenceKey> sequences;
+  KeyTable<Pending> pending;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
+  Rings rings;
+
+  size_t keys() const {
+    return cooldowns.size() + counts.size() + windows.size() + spikes.size() + sequences.size() + pending.size();
+  }
+};
+
+struct Engine::PartitionState {
+  PartitionState(const EngineOptions& o, const RuleSet& rule_set)
+      : watermark(o.allowed_lateness, o.idle_partition_timeout),
+        rules(std::make_unique<RuleState[]>(rule_set.rules().size())) {
+    for (size_t r = 0; r < rule_set.rules().size(); ++r) {
+      rules[r].rings.wide = Slab<Entry>(RingWidth(rule_set.rules()[r]));
+    }
+  }
+  Watermark watermark;
+  std::unique_ptr<RuleState[]> rules;  // by rule index; not movable (KeyTable)
+  Micros last_sweep = 0;
+};
+
+struct Engine::Fire {
+  Micros at = 0;
+  Micros window_start = 0;
+  Micros window_end = 0;
+  int64_t count = 0;
+  double value = 0;
+  double ratio = 0;
+  double baseline = 0;
+};
 
 Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink)
     : rules_(std::move(rules)),
@@ -48,27 +454,38 @@ Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, Find
       sink_(sink),
       stats_(new RuleStats[rules_->rules().size()]) {
   key_.reserve(256);
-  evidence_.reserve(64);
+  findings_.reserve(rules_->rules().size());
+  size_t most_evidence = kEvidence, most_key_values = 1;
+  for (const Rule& rule : rules_->rules()) {
+    most_evidence = std::max<size_t>(most_evidence, RingWidth(rule));
+    most_key_values = std::max(most_key_values, rule.key.size() + 1);
+    cx::v1::Finding& f = findings_.emplace_back();
+    f.set_rule(rule.name);
+    f.set_rule_version(rule.version);
+    f.set_family(rule.family);
+    f.set_severity(rule.severity);
+    for (const std::string& name : rule.key_names) f.add_key()->set_field(name);
+    for (const auto& [k, v] : rule.labels) (*f.mutable_labels())[k] = v;
+    f.set_escalate_to(rule.escalate_to);
+    window_text_.push_back(rule.window > 0 ? FormatDuration(rule.window) : std::string());
+  }
+  evidence_.reserve(most_evidence);
+  key_values_.reserve(most_key_values);
 }
+
+Engine::~Engine() = default;
 
 Engine::PartitionState& Engine::StateFor(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size()) partitions_.resize(p + 1);
-  if (!partitions_[p]) {
-    partitions_[p] = std::make_unique<PartitionState>(options_);
-    partitions_[p]->rules.resize(rules_->rules().size());
-  }
+  if (!partitions_[p]) partitions_[p] = std::make_unique<PartitionState>(options_, *rules_);
   return *partitions_[p];
 }
 
 void Engine::DropPartition(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size() || !partitions_[p]) return;
-  for (size_t r = 0; r < partitions_[p]->rules.size(); ++r) {
-    const RuleState& s = partitions_[p]->rules[r];
-    Forget(static_cast<int>(r), s.cooldowns.size() + s.counts.size() + s.windows.size() + s.spikes.size() +
-                                    s.sequences.size() + s.pending.size());
-  }
+  for (size_t r = 0; r < rules_->rules().size(); ++r) Forget(static_cast<int>(r), partitions_[p]->rules[r].keys());
   partitions_[p].reset();
 }
 
@@ -133,17 +550,23 @@ void Engine::BuildKey(const std::vector<expr::Expression>& key, const cx::v1::In
   }
 }
 
-template <typename Map>
-typename Map::mapped_type* Engine::KeyState(int rule_index, Map& map) {
-  auto it = map.find(key_);
-  if (it != map.end()) return &it->second;
+template <typename Table>
+uint32_t Engine::KeyIndex(int rule_index, Table& table) {
+  const uint32_t found = table.Find(key_);
+  if (found != Table::kNone) return found;
   RuleStats& stats = stats_[static_cast<size_t>(rule_index)];
   if (static_cast<size_t>(stats.keys.load(std::memory_order_relaxed)) >= options_.max_keys_per_rule) {
     stats.key_limit_hits.fetch_add(1, std::memory_order_relaxed);
-    return nullptr;
+    return Table::kNone;
   }
   stats.keys.fetch_add(1, std::memory_order_relaxed);
-  return &map.try_emplace(key_).first->second;
+  return table.Insert(key_);
+}
+
+template <typename Table>
+typename Table::Value* Engine::KeyState(int rule_index, Table& table) {
+  const uint32_t i = KeyIndex(rule_index, table);
+  return i == Table::kNone ? nullptr : &table.At(i);
 }
 
 void Engine::ApplyMatch(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
@@ -166,16 +589,15 @@ void Engine::ApplyCount(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
   BuildKey(rule.key, e);
   CountKey* ck = KeyState(r, s.counts);
   if (ck == nullptr) return;
-  // N entries are all a threshold of N ever needs: the ring is that big.
-  if (ck->ring.slots.empty()) ck->ring.slots.resize(static_cast<size_t>(rule.threshold));
-  while (ck->ring.size > 0 && ck->ring.At(0).time <= t - rule.window) ck->ring.PopOldest();
-  ck->ring.Push(t, e.event_id());
-  if (ck->ring.size < static_cast<uint32_t>(rule.threshold) || t < ck->cooldown_until) return;
+  Ring& ring = ck->ring;
+  while (ring.size > 0 && ring.At(s.rings, 0).time <= t - rule.window) ring.PopOldest(s.rings);
+  ring.Push(s.rings, t, e.event_id());
+  if (ring.size < static_cast<uint32_t>(rule.threshold) || t < ck->cooldown_until) return;
   ck->cooldown_until = t + rule.cooldown;
   evidence_.clear();
-  for (uint32_t i = 0; i < ck->ring.size; ++i) evidence_.push_back(ck->ring.At(i).event_id);
-  EmitFinding(r, key_, Fire{.at = t, .window_start = ck->ring.At(0).time, .window_end = t,
-                            .count = ck->ring.size, .value = static_cast<double>(ck->ring.size)});
+  for (uint32_t i = 0; i < ring.size; ++i) evidence_.push_back(ring.At(s.rings, i).event_id.view());
+  EmitFinding(r, key_, Fire{.at = t, .window_start = ring.At(s.rings, 0).time, .window_end = t,
+                            .count = ring.size, .value = static_cast<double>(ring.size)});
 }
 
 void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
@@ -187,7 +609,6 @@ void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e,
   BuildKey(rule.key, e);
   WindowKey* wk = KeyState(r, s.windows);
   if (wk == nullptr) return;
-  if (wk->evidence.slots.empty()) wk->evidence.slots.resize(kEvidence);
   const Micros width = std::max<Micros>(1, rule.window / kBuckets);
   const int64_t index = FloorDiv(t, width);
   Bucket& b = wk->buckets[static_cast<size_t>(((index % kBuckets) + kBuckets) % kBuckets)];
@@ -198,7 +619,7 @@ void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e,
   } else {
     b.a += rule.value->Evaluate(e).AsNumber();
   }
-  if (numerator) wk->evidence.Push(t, e.event_id());
+  if (numerator) wk->evidence.Push(s.rings, t, e.event_id());
   wk->last_seen = std::max(wk->last_seen, t);
 
   // The window is the buckets of the last `window`, this one included.
@@ -223,7 +644,7 @@ void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e,
   }
   wk->cooldown_until = t + rule.cooldown;
   evidence_.clear();
-  for (uint32_t i = 0; i < wk->evidence.size; ++i) evidence_.push_back(wk->evidence.At(i).event_id);
+  for (uint32_t i = 0; i < wk->evidence.size; ++i) evidence_.push_back(wk->evidence.At(s.rings, i).event_id.view());
   EmitFinding(r, key_, fire);
 }
 
@@ -233,7 +654,6 @@ void Engine::ApplySpike(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
   BuildKey(rule.key, e);
   SpikeKey* sk = KeyState(r, s.spikes);
   if (sk == nullptr) return;
-  if (sk->evidence.slots.empty()) sk->evidence.slots.resize(kEvidence);
   const int64_t index = FloorDiv(t, rule.window);
   // Each closed window updates the baseline, an exponentially weighted mean
   // of events per window with a horizon of `baseline`; empty windows count.
@@ -253,7 +673,7 @@ void Engine::ApplySpike(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
   }
   if (index < sk->window_index) return;  // an event of an already closed window (within lateness)
   ++sk->count;
-  sk->evidence.Push(t, e.event_id());
+  sk->evidence.Push(s.rings, t, e.event_id());
   sk->last_seen = std::max(sk->last_seen, t);
   // Only a key with a full baseline behind it can spike against it.
   const bool warm = sk->windows_seen * rule.window >= rule.baseline;
@@ -263,7 +683,7 @@ void Engine::ApplySpike(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
   }
   sk->cooldown_until = t + rule.cooldown;
   evidence_.clear();
-  for (uint32_t i = 0; i < sk->evidence.size; ++i) evidence_.push_back(sk->evidence.At(i).event_id);
+  for (uint32_t i = 0; i < sk->evidence.size; ++i) evidence_.push_back(sk->evidence.At(s.rings, i).event_id.view());
   EmitFinding(r, key_, Fire{.at = t, .window_start = index * rule.window, .window_end = t, .count = sk->count,
                             .value = static_cast<double>(sk->count), .baseline = sk->baseline});
 }
@@ -279,11 +699,11 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
   sq->last_seen = std::max(sq->last_seen, t);
   if (sq->next_step > 0 && t - sq->start > rule.within) sq->next_step = 0;  // too slow: start over
   if (sq->next_step > 0 && rule.steps[sq->next_step].Matches(e)) {
-    sq->evidence[sq->next_step] = e.event_id();
+    s.rings.wide.Block(sq->evidence)[sq->next_step].event_id.Assign(e.event_id());
     ++sq->next_step;
   } else if (rule.steps[0].Matches(e)) {
-    sq->evidence.resize(rule.steps.size());
-    sq->evidence[0] = e.event_id();
+    if (sq->evidence == Slab<Entry>::kNone) sq->evidence = s.rings.wide.Take();
+    s.rings.wide.Block(sq->evidence)[0].event_id.Assign(e.event_id());
     sq->start = t;
     sq->next_step = 1;
   }
@@ -291,7 +711,9 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
   sq->next_step = 0;
   if (t < sq->cooldown_until) return;
   sq->cooldown_until = t + rule.cooldown;
-  evidence_.assign(sq->evidence.begin(), sq->evidence.end());
+  const Entry* steps = s.rings.wide.Block(sq->evidence);
+  evidence_.clear();
+  for (size_t i = 0; i < rule.steps.size(); ++i) evidence_.push_back(steps[i].event_id.view());
   EmitFinding(r, key_, Fire{.at = t, .window_start = sq->start, .window_end = t,
                             .count = static_cast<int64_t>(rule.steps.size())});
 }
@@ -313,100 +735,117 @@ void Engine::ApplyAbsence(int r, RuleState& s, const cx::v1::InteractionEvent& e
       if (due < t) return;
     }
     // A newer promise for the same key replaces the older one.
-    Pending* p = KeyState(r, s.pending);
-    if (p == nullptr) return;
-    p->start = t;
-    p->due = due;
-    p->seq = ++next_seq_;
-    p->event_id.assign(e.event_id());
-    s.timers.push(Timer{due, p->seq, key_});
+    const uint32_t record = KeyIndex(r, s.pending);
+    if (record == KeyTable<Pending>::kNone) return;
+    Pending& p = s.pending.At(record);
+    p.start = t;
+    p.due = due;
+    p.seq = ++next_seq_;
+    p.event_id.Assign(e.event_id());
+    s.timers.push(Timer{due, p.seq, record});
   }
   if (rule.expect.Matches(e)) {
     // The awaited follow-up keeps the promise only if it came in time.
     BuildKey(rule.expect.key.empty() ? rule.key : rule.expect.key, e);
-    auto it = s.pending.find(key_);
-    if (it != s.pending.end() && t >= it->second.start && t <= it->second.due) {
-      s.pending.erase(it);
+    const uint32_t record = s.pending.Find(key_);
+    if (record == KeyTable<Pending>::kNone) return;
+    const Pending& p = s.pending.At(record);
+    if (t >= p.start && t <= p.due) {
+      s.pending.Erase(record);
       Forget(r, 1);
     }
   }
 }
 
 void Engine::FireDue(PartitionState& ps, Micros watermark) {
-  for (size_t r = 0; r < ps.rules.size(); ++r) {
+  for (size_t r = 0; r < rules_->rules().size(); ++r) {
     RuleState& state = ps.rules[r];
     // Strictly past the deadline: a follow-up stamped exactly at the deadline
     // is still on time and may still arrive.
     while (!state.timers.empty() && state.timers.top().due < watermark) {
-      const Timer& timer = state.timers.top();
-      auto it = state.pending.find(timer.key);
-      if (it != state.pending.end() && it->second.seq == timer.seq) {
-        evidence_.assign(1, it->second.event_id);
-        EmitFinding(static_cast<int>(r), timer.key,
-                    Fire{.at = timer.due, .window_start = it->second.start, .window_end = timer.due, .count = 1});
-        state.pending.erase(it);
-        Forget(static_cast<int>(r), 1);
-      }
+      const Timer timer = state.timers.top();
       state.timers.pop();
+      const Pending& p = state.pending.At(timer.record);
+      if (p.seq != timer.seq) continue;  // superseded, kept, or the record reused
+      evidence_.assign(1, p.event_id.view());
+      EmitFinding(static_cast<int>(r), state.pending.KeyAt(timer.record),
+                  Fire{.at = timer.due, .window_start = p.start, .window_end = timer.due, .count = 1});
+      state.pending.Erase(timer.record);
+      Forget(static_cast<int>(r), 1);
     }
   }
 }
 
 void Engine::Sweep(PartitionState& ps, Micros watermark) {
-  for (size_t r = 0; r < ps.rules.size(); ++r) {
+  for (size_t r = 0; r < rules_->rules().size(); ++r) {
     const Rule& rule = rules_->rules()[r];
     RuleState& s = ps.rules[r];
     const Micros horizon = watermark - rule.Horizon();
     size_t erased = 0;
-    erased += absl::erase_if(s.cooldowns, [&](const auto& kv) { return kv.second <= watermark; });
-    erased += absl::erase_if(s.counts, [&](const auto& kv) {
-      const Ring& ring = kv.second.ring;
-      const Micros newest = ring.size == 0 ? Watermark::kNone : ring.At(ring.size - 1).time;
-      return newest <= watermark - rule.window && kv.second.cooldown_until <= watermark;
+    erased += s.cooldowns.EraseIf([&](const Micros& until) { return until <= watermark; });
+    erased += s.counts.EraseIf([&](CountKey& k) {
+      const Micros newest = k.ring.size == 0 ? Watermark::kNone : k.ring.At(s.rings, k.ring.size - 1u).time;
+      if (newest > watermark - rule.window || k.cooldown_until > watermark) return false;
+      k.ring.Release(s.rings);
+      return true;
     });
-    auto idle = [&](const auto& kv) { return kv.second.last_seen <= horizon && kv.second.cooldown_until <= watermark; };
-    erased += absl::erase_if(s.windows, idle);
-    erased += absl::erase_if(s.spikes, idle);
-    erased += absl::erase_if(s.sequences, idle);
+    auto idle = [&](const auto& k) { return k.last_seen <= horizon && k.cooldown_until <= watermark; };
+    erased += s.windows.EraseIf([&](WindowKey& k) {
+      if (!idle(k)) return false;
+      k.evidence.Release(s.rings);
+      return true;
+    });
+    erased += s.spikes.EraseIf([&](SpikeKey& k) {
+      if (!idle(k)) return false;
+      k.evidence.Release(s.rings);
+      return true;
+    });
+    erased += s.sequences.EraseIf([&](const SequenceKey& k) {
+      if (!idle(k)) return false;
+      if (k.evidence != Slab<Entry>::kNone) s.rings.wide.Give(k.evidence);
+      return true;
+    });
     Forget(static_cast<int>(r), erased);
   }
 }
 
 void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire) {
-  const Rule& rule = rules_->rules()[static_cast<size_t>(rule_index)];
-  stats_[static_cast<size_t>(rule_index)].findings.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::string_view> values;
+  const auto r = static_cast<size_t>(rule_index);
+  const Rule& rule = rules_->rules()[r];
+  stats_[r].findings.fetch_add(1, std::memory_order_relaxed);
+  key_values_.clear();
   for (size_t start = 0;;) {
     const size_t end = key.find(kKeySeparator, start);
-    values.push_back(key.substr(start, end == std::string_view::npos ? end : end - start));
+    key_values_.push_back(key.substr(start, end == std::string_view::npos ? end : end - start));
     if (end == std::string_view::npos) break;
     start = end + 1;
   }
-  values.resize(rule.key.size());
+  key_values_.resize(rule.key.size());
 
-  finding_.Clear();
-  finding_.set_rule(rule.name);
-  finding_.set_rule_version(rule.version);
-  finding_.set_family(rule.family);
-  finding_.set_severity(rule.severity);
+  // The rule's own finding: rule, version, family, severity, key names,
+  // labels and escalation were set once; every string below is assigned into
+  // the buffer the previous finding left, so a warm finding allocates nothing.
+  cx::v1::Finding& f = findings_[r];
   StableHash id;
   id.Add(rule.name);
   for (size_t i = 0; i < rule.key.size(); ++i) {
-    auto* kf = finding_.add_key();
-    kf->set_field(rule.key_names[i]);
-    kf->set_value(std::string(values[i]));
-    id.Add(values[i]);
+    f.mutable_key(static_cast<int>(i))->mutable_value()->assign(key_values_[i].data(), key_values_[i].size());
+    id.Add(key_values_[i]);
   }
   id.Add(fire.window_start).Add(fire.window_end);
   for (std::string_view e : evidence_) id.Add(e);
-  finding_.set_finding_id(Hex64(id.value()));
-  SetTimestamp(fire.at, finding_.mutable_fired_at());
-  SetTimestamp(fire.window_start, finding_.mutable_window_start());
-  SetTimestamp(fire.window_end, finding_.mutable_window_end());
-  for (std::string_view e : evidence_) finding_.add_evidence_event_ids(std::string(e));
+  AssignHex64(id.value(), f.mutable_finding_id());
+  SetTimestamp(fire.at, f.mutable_fired_at());
+  SetTimestamp(fire.window_start, f.mutable_window_start());
+  SetTimestamp(fire.window_end, f.mutable_window_end());
+  auto* evidence_ids = f.mutable_evidence_event_ids();
+  evidence_ids->Clear();  // keeps the strings for reuse
+  for (std::string_view e : evidence_) evidence_ids->Add()->assign(e.data(), e.size());
 
   // Renders {name} placeholders; the loader has checked every name.
-  std::string summary;
+  std::string& summary = *f.mutable_summary();
+  summary.clear();
+  auto out = std::back_inserter(summary);
   const std::string& tmpl = rule.summary;
   for (size_t i = 0; i < tmpl.size();) {
     const size_t open = tmpl.find('{', i);
@@ -418,22 +857,22 @@ void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire)
     summary.append(tmpl, i, open - i);
     const std::string_view name(tmpl.data() + open + 1, close - open - 1);
     auto k = std::find(rule.key_names.begin(), rule.key_names.end(), name);
-    if (k != rule.key_names.end()) summary.append(values[static_cast<size_t>(k - rule.key_names.begin())]);
+    if (k != rule.key_names.end()) summary.append(key_values_[static_cast<size_t>(k - rule.key_names.begin())]);
     else if (name == "rule") summary.append(rule.name);
-    else if (name == "count") Append(&summary, fire.count);
-    else if (name == "value") Append(&summary, fire.value);
-    else if (name == "ratio") Append(&summary, fmt::format("{:.1f}%", fire.ratio * 100));
-    else if (name == "baseline") Append(&summary, fmt::format("{:.1f}", fire.baseline));
-    else if (name == "window") Append(&summary, FormatDuration(rule.window > 0 ? rule.window : fire.window_end - fire.window_start));
-    else if (name == "due_at") Append(&summary, FormatTime(fire.window_end));
-    else if (name == "since") Append(&summary, FormatTime(fire.window_start));
-    else if (name == "severity") Append(&summary, cx::v1::Severity_Name(rule.severity));
+    else if (name == "count") fmt::format_to(out, "{}", fire.count);
+    else if (name == "value") fmt::format_to(out, "{}", fire.value);
+    else if (name == "ratio") fmt::format_to(out, "{:.1f}%", fire.ratio * 100);
+    else if (name == "baseline") fmt::format_to(out, "{:.1f}", fire.baseline);
+    // A rule's own window was formatted once; a span (sequence, absence) is
+    // short enough for std::string's in-place buffer.
+    else if (name == "window" && rule.window > 0) summary.append(window_text_[r]);
+    else if (name == "window") summary.append(FormatDuration(fire.window_end - fire.window_start));
+    else if (name == "due_at") AppendTime(fire.window_end, &summary);
+    else if (name == "since") AppendTime(fire.window_start, &summary);
+    else if (name == "severity") summary.append(cx::v1::Severity_Name(rule.severity));
     i = close + 1;
   }
-  finding_.set_summary(std::move(summary));
-  for (const auto& [k, v] : rule.labels) (*finding_.mutable_labels())[k] = v;
-  finding_.set_escalate_to(rule.escalate_to);
-  sink_->Emit(rule_index, finding_);
+  sink_->Emit(rule_index, f);
 }
 
 }  // namespace cxpulse

@@ -1,18 +1,18 @@
 // Engine: runs a RuleSet over events, one partition's state at a time, and
 // hands findings to a FindingSink. All state (per rule, per key) is owned by
 // the one thread that calls into the engine; no locks inside. The per-rule
-// statistics are atomics written only by that thread, read by any.
+// statistics are atomics written only by that thread, read by any. Once warm,
+// processing an event allocates nothing, findings included; per-key state is
+// laid out for memory (engine.cc: "Storage for per-key state").
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <queue>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "common/time.h"
 #include "cx/v1/event.pb.h"
 #include "cx/v1/finding.pb.h"
@@ -64,89 +64,15 @@ class Engine final {
   const RuleStats& Stats(int rule_index) const { return stats_[static_cast<size_t>(rule_index)]; }
   const RuleSet& rules() const { return *rules_; }
 
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  ~Engine();
+
  private:
-  struct Entry {
-    Micros time = 0;
-    std::string event_id;
-  };
-  // Up to N (time, event id) pairs, oldest first; capacity fixed at creation.
-  struct Ring {
-    std::vector<Entry> slots;
-    uint32_t head = 0;
-    uint32_t size = 0;
-    void Push(Micros t, const std::string& id);
-    const Entry& At(uint32_t i) const { return slots[(head + i) % slots.size()]; }
-    void PopOldest() { head = static_cast<uint32_t>((head + 1) % slots.size()), --size; }
-  };
-  struct CountKey {
-    Ring ring;
-    Micros cooldown_until = Watermark::kNone;
-  };
-  struct Bucket {
-    int64_t index = INT64_MIN;
-    double a = 0;  // sum: the total; ratio: numerator events
-    double b = 0;  // ratio: denominator events
-  };
-  static constexpr int kBuckets = 12;
-  static constexpr uint32_t kEvidence = 5;
-  struct WindowKey {  // sum, ratio
-    std::array<Bucket, kBuckets> buckets;
-    Ring evidence;
-    Micros last_seen = 0;
-    Micros cooldown_until = Watermark::kNone;
-  };
-  struct SpikeKey {
-    int64_t window_index = INT64_MIN;
-    int64_t count = 0;
-    double baseline = 0;  // events per window, exponentially weighted
-    int64_t windows_seen = 0;
-    Ring evidence;
-    Micros last_seen = 0;
-    Micros cooldown_until = Watermark::kNone;
-  };
-  struct SequenceKey {
-    size_t next_step = 0;
-    Micros start = 0;
-    std::vector<std::string> evidence;
-    Micros last_seen = 0;
-    Micros cooldown_until = Watermark::kNone;
-  };
-  struct Pending {
-    Micros start = 0;
-    Micros due = 0;
-    uint64_t seq = 0;
-    std::string event_id;
-  };
-  struct Timer {
-    Micros due;
-    uint64_t seq;
-    std::string key;
-    bool operator>(const Timer& o) const { return due != o.due ? due > o.due : seq > o.seq; }
-  };
-  struct RuleState {
-    absl::flat_hash_map<std::string, Micros> cooldowns;  // match
-    absl::flat_hash_map<std::string, CountKey> counts;
-    absl::flat_hash_map<std::string, WindowKey> windows;
-    absl::flat_hash_map<std::string, SpikeKey> spikes;
-    absl::flat_hash_map<std::string, SequenceKey> sequences;
-    absl::flat_hash_map<std::string, Pending> pending;
-    std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
-  };
-  struct PartitionState {
-    explicit PartitionState(const EngineOptions& o) : watermark(o.allowed_lateness, o.idle_partition_timeout) {}
-    Watermark watermark;
-    std::vector<RuleState> rules;
-    Micros last_sweep = 0;
-  };
-  struct Fire {
-    Micros at = 0;
-    Micros window_start = 0;
-    Micros window_end = 0;
-    int64_t count = 0;
-    double value = 0;
-    double ratio = 0;
-    double baseline = 0;
-  };
+  // Rule state and its storage (engine.cc): per partition, per rule, per key.
+  struct PartitionState;
+  struct RuleState;
+  struct Fire;
 
   PartitionState& StateFor(int32_t partition);
   void Apply(int rule_index, RuleState& state, const cx::v1::InteractionEvent& event, Micros t);
@@ -159,9 +85,12 @@ class Engine final {
   void FireDue(PartitionState& ps, Micros watermark);
   void Sweep(PartitionState& ps, Micros watermark);
   void BuildKey(const std::vector<expr::Expression>& key, const cx::v1::InteractionEvent& event);
-  // Finds or creates the key's state; null when the rule's key limit is hit.
-  template <typename Map>
-  typename Map::mapped_type* KeyState(int rule_index, Map& map);
+  // The current key's record in `table`, created if new; Table::kNone (for
+  // KeyState, null) when the rule's key limit is hit.
+  template <typename Table>
+  uint32_t KeyIndex(int rule_index, Table& table);
+  template <typename Table>
+  typename Table::Value* KeyState(int rule_index, Table& table);
   void Forget(int rule_index, size_t n) { stats_[static_cast<size_t>(rule_index)].keys.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed); }
   void EmitFinding(int rule_index, std::string_view key, const Fire& fire);
 
@@ -170,9 +99,15 @@ class Engine final {
   FindingSink* sink_;
   std::vector<std::unique_ptr<PartitionState>> partitions_;  // by partition id
   std::unique_ptr<RuleStats[]> stats_;
-  std::string key_;  // scratch for the current event's key; reused, so no allocation per event
-  std::vector<std::string_view> evidence_;
-  cx::v1::Finding finding_;  // reused for every finding
+  // Scratch reused for every event and finding, so steady state allocates
+  // nothing (tests/engine/engine_alloc_test.cc).
+  std::string key_;                           // the current event's key
+  std::vector<std::string_view> evidence_;    // a finding's evidence event ids
+  std::vector<std::string_view> key_values_;  // a finding's key, split
+  // One finding per rule, its constant fields (rule, labels, key names...)
+  // set once; a finding overwrites the rest in place.
+  std::vector<cx::v1::Finding> findings_;
+  std::vector<std::string> window_text_;  // per rule: its window as "7d", for {window}
   uint64_t next_seq_ = 0;
 };
 

@@ -145,6 +145,9 @@ TrafficOptions Sanitize(TrafficOptions o) {
   o.agents_per_queue = std::max(1, o.agents_per_queue);
   if (o.callback_window.count() <= 0) o.callback_window = std::chrono::seconds(1800);
   if (o.long_wait.count() <= 0) o.long_wait = std::chrono::seconds(120);
+  for (StaffingDrop& d : o.staffing_drops) {
+    d.agents_left = std::isfinite(d.agents_left) ? std::clamp(d.agents_left, 0.01, 1.0) : 1.0;
+  }
   return o;
 }
 
@@ -205,6 +208,14 @@ TrafficGenerator::TrafficGenerator(TrafficOptions options,
   double mean_factor =
       std::accumulate(queue_wait_factor_.begin(), queue_wait_factor_.end(), 0.0) / num_queues;
   for (double& f : queue_wait_factor_) f /= mean_factor;
+
+  for (const StaffingDrop& d : options_.staffing_drops) {
+    auto it = std::find(queues.begin(), queues.end(), d.queue);
+    if (it == queues.end() || d.duration.count() <= 0) continue;
+    const int64_t from = start_ + d.after.count() * kNanosPerSecond;
+    drops_.push_back({static_cast<int>(it - queues.begin()), from,
+                      from + d.duration.count() * kNanosPerSecond, 1.0 / d.agents_left});
+  }
 
   for (int q = 0; q < num_queues; ++q) {
     for (int k = 0; k < options_.agents_per_queue; ++k) {
@@ -323,6 +334,14 @@ uint32_t TrafficGenerator::PickCustomer() {
   uint64_t index =
       Bernoulli(options_.frequent_caller_share) ? UniformInt(frequent_customers_) : UniformInt(n);
   return static_cast<uint32_t>((index * customer_stride_ + customer_offset_) % n);
+}
+
+double TrafficGenerator::Understaffing(int queue, int64_t at) const {
+  double factor = 1;
+  for (const ActiveDrop& d : drops_) {
+    if (d.queue == queue && at >= d.from && at < d.to) factor *= d.factor;
+  }
+  return factor;
 }
 
 int TrafficGenerator::PickAgent(int queue) {
@@ -476,9 +495,11 @@ void TrafficGenerator::Process(const Step& s, std::vector<cx::v1::InteractionEve
   switch (s.kind) {
     case StepKind::kQueued: {
       Emit(c, s.at, out)->mutable_queued();
-      const double wait_factor = queue_wait_factor_[c.queue] * (c.vip ? 0.4 : 1.0);
+      // Fewer agents: waits grow in proportion, and so does the share who give up.
+      const double understaffing = Understaffing(c.queue, s.at);
+      const double wait_factor = queue_wait_factor_[c.queue] * (c.vip ? 0.4 : 1.0) * understaffing;
       const double abandon = options_.abandon_probability * abandon_scale_ * ch.abandon_factor *
-                             queue_wait_factor_[c.queue] * (c.vip ? 0.5 : 1.0);
+                             queue_wait_factor_[c.queue] * (c.vip ? 0.5 : 1.0) * understaffing;
       if (Bernoulli(std::min(1.0, abandon))) {
         int64_t wait = WaitNanos(Exponential(ch.wait_mean * 1.2 * wait_factor));
         Schedule(s.at + wait, StepKind::kAbandoned, slot, wait);

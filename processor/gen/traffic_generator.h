@@ -24,6 +24,15 @@ struct TrafficSurge {
   double extra_contacts_per_second = 50;
 };
 
+// An incident to inject: a queue loses most of its agents for a while (their desktops are
+// down, a fire drill), so its customers wait far longer and more of them abandon.
+struct StaffingDrop {
+  std::string queue;              // one of TrafficOptions::queues; an unknown queue is ignored
+  std::chrono::seconds after{0};  // simulated time from the generator's start
+  std::chrono::seconds duration{600};
+  double agents_left = 0.25;  // fraction of the queue's agents still answering, (0, 1]
+};
+
 struct TrafficOptions {
   uint64_t seed = 1;
   int customers = 50000;             // distinct customer ids "c000123"
@@ -53,6 +62,7 @@ struct TrafficOptions {
   std::chrono::seconds callback_window{1800};
   std::chrono::seconds long_wait{120};  // waits past this may turn into a callback request
   std::vector<TrafficSurge> surges;
+  std::vector<StaffingDrop> staffing_drops;
 };
 
 class TrafficGenerator {
@@ -141,6 +151,8 @@ class TrafficGenerator {
 
   uint32_t PickCustomer();
   int PickAgent(int queue);
+  // How many times longer than usual a contact queued on `queue` at `at` waits (>= 1).
+  double Understaffing(int queue, int64_t at) const;
   int PickWeighted(const std::vector<double>& cumulative);
   int64_t JourneyNanos(double seconds) const;
   int64_t WaitNanos(double seconds) const;
@@ -171,6 +183,12 @@ class TrafficGenerator {
   uint64_t frequent_customers_ = 1;
   std::vector<int> surge_reason_;
   std::vector<int> surge_queue_;
+  struct ActiveDrop {
+    int queue;
+    int64_t from, to;  // ns since the epoch
+    double factor;     // 1 / agents_left
+  };
+  std::vector<ActiveDrop> drops_;
 
   std::string event_prefix_;
   std::string contact_prefix_;

@@ -1,0 +1,213 @@
+#include "daemon/shard.h"
+
+#include <chrono>
+
+#include "common/strings.h"
+#include "spdlog/spdlog.h"
+
+namespace cxpulse {
+namespace {
+
+constexpr size_t kMaxBatch = 1024;
+constexpr int kPollTimeoutMs = 100;
+constexpr int kFlushTimeoutMs = 30'000;
+
+}  // namespace
+
+std::string_view DeadLetterReasonName(DeadLetterReason r) {
+  switch (r) {
+    case DeadLetterReason::kDecode: return "decode";
+    case DeadLetterReason::kInvalid: return "invalid";
+    case DeadLetterReason::kLate: return "late";
+    case DeadLetterReason::kCount: break;
+  }
+  return "unknown";
+}
+
+// Writes findings to the findings topic, keyed by the finding's first key
+// value (usually the customer), so one customer's findings stay in order.
+class Shard::KafkaFindingSink final : public FindingSink {
+ public:
+  KafkaFindingSink(Shard* shard, std::string topic) : shard_(shard), topic_(std::move(topic)) {}
+
+  void Emit(int, const cx::v1::Finding& finding) override {
+    finding.SerializeToString(&buffer_);
+    const std::string_view key = finding.key_size() > 0 ? std::string_view(finding.key(0).value()) : "";
+    if (absl::Status s = shard_->producer_->Produce(topic_, RD_KAFKA_PARTITION_UA, key, buffer_); !s.ok()) {
+      shard_->Fail(s);
+    }
+  }
+
+ private:
+  Shard* shard_;
+  std::string topic_;
+  std::string buffer_;
+};
+
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& config, const std::string& bootstrap,
+                                                     std::shared_ptr<const RuleSet> rules, rd_kafka_t* consumer,
+                                                     Offsets* offsets, const Clock* clock) {
+  std::unique_ptr<Shard> s(new Shard());
+  s->index_ = index;
+  s->config_ = config;
+  s->clock_ = clock;
+  s->offsets_ = offsets;
+  KafkaProperties props = {{"bootstrap.servers", bootstrap}, {"client.id", Cat("cxpulse-shard-", index)}};
+  for (const auto& [k, v] : config.kafka.properties) props[k] = v;
+  absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(props);
+  if (!producer.ok()) return producer.status();
+  s->producer_ = *std::move(producer);
+  s->sink_ = std::make_unique<KafkaFindingSink>(s.get(), config.kafka.findings_topic);
+  // Each shard compiles its own copy: an Expression's scratch is single-threaded.
+  s->engine_ = std::make_unique<Engine>(
+      std::make_shared<const RuleSet>(*rules),
+      EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
+                    static_cast<size_t>(config.engine.max_keys_per_rule)},
+      s->sink_.get());
+  s->queue_.reset(rd_kafka_queue_new(consumer));
+  s->next_.assign(kMaxPartitions, -1);
+  return s;
+}
+
+Shard::~Shard() { Stop(); }
+
+void Shard::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Shard::Stop() {
+  stop_.store(true, std::memory_order_relaxed);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Shard::Fail(absl::Status s) {
+  if (!fatal_.ok()) return;
+  fatal_ = std::move(s);
+  failed_.store(true, std::memory_order_release);
+}
+
+void Shard::Run() {
+  std::vector<rd_kafka_message_t*> batch(kMaxBatch);
+  Micros last_checkpoint = clock_->Now();
+  while (!stop_.load(std::memory_order_relaxed) && fatal_.ok()) {
+    const ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), kPollTimeoutMs, batch.data(), kMaxBatch);
+    // Commands first: an assignment is posted before its partition is
+    // forwarded here, so every message below belongs to a known partition.
+    DrainCommands();
+    const auto started = std::chrono::steady_clock::now();
+    const Micros now = clock_->Now();
+    for (ssize_t i = 0; i < n; ++i) {
+      Handle(*batch[static_cast<size_t>(i)], now);
+      rd_kafka_message_destroy(batch[static_cast<size_t>(i)]);
+    }
+    engine_->Tick(now);
+    producer_->Poll();
+    if (n > 0) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      size_t b = 0;
+      while (b < kBatchBuckets.size() && seconds > kBatchBuckets[b]) ++b;
+      ShardCounters::Add(counters_.batch_buckets[b]);
+      ShardCounters::Add(counters_.batch_count);
+      counters_.batch_seconds.store(counters_.batch_seconds.load(std::memory_order_relaxed) + seconds,
+                                    std::memory_order_relaxed);
+    }
+    if (now - last_checkpoint >= config_.engine.commit_interval) {
+      Checkpoint();
+      last_checkpoint = now;
+    }
+  }
+  DrainCommands();
+  if (fatal_.ok()) Checkpoint();
+}
+
+void Shard::DrainCommands() {
+  while (std::optional<ShardCommand> c = commands_.TryPop()) {
+    const int32_t p = c->partition;
+    if (c->kind == ShardCommand::Kind::kAssign) {
+      owned_.push_back(p);
+      next_[static_cast<size_t>(p)] = -1;
+    } else if (c->kind == ShardCommand::Kind::kRevoke) {
+      // Publish what is delivered before the partition goes, then let its
+      // state go with it (the next owner starts it empty until the
+      // changelog exists).
+      Checkpoint();
+      engine_->DropPartition(p);
+      std::erase(owned_, p);
+    }
+    acked_.store(c->seq, std::memory_order_release);
+  }
+}
+
+void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
+  const int32_t p = msg.partition;
+  if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (p >= 0 && p < kMaxPartitions) offsets_->at_end[p].store(true, std::memory_order_relaxed);
+    } else {
+      spdlog::warn("shard {}: consumer: {}", index_, rd_kafka_message_errstr(&msg));
+    }
+    return;
+  }
+  // A message of a partition this shard no longer owns (revoked while in
+  // flight) is left uncommitted for its next owner.
+  if (p < 0 || p >= kMaxPartitions || std::find(owned_.begin(), owned_.end(), p) == owned_.end()) return;
+  next_[static_cast<size_t>(p)] = msg.offset + 1;
+  offsets_->processed[p].store(msg.offset + 1, std::memory_order_relaxed);
+  offsets_->at_end[p].store(false, std::memory_order_relaxed);
+
+  if (!event_.ParseFromArray(msg.payload, static_cast<int>(msg.len))) {
+    ShardCounters::Add(counters_.decode_errors);
+    DeadLetter(msg, DeadLetterReason::kDecode, "payload does not decode as cx.v1.InteractionEvent");
+    return;
+  }
+  std::string_view invalid;
+  if (event_.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) invalid = "event has no body";
+  else if (!event_.has_occurred_at()) invalid = "event has no occurred_at";
+  else if (event_.customer_id().empty()) invalid = "event has no customer_id";
+  // One event stamped far in the future would drag the partition's
+  // watermark along and make every later event late.
+  else if (ToMicros(event_.occurred_at()) > now + config_.engine.max_future_skew) invalid = "occurred_at is in the future";
+  if (!invalid.empty()) {
+    DeadLetter(msg, DeadLetterReason::kInvalid, invalid);
+    return;
+  }
+  const auto body = static_cast<size_t>(event_.body_case());
+  const auto channel = static_cast<size_t>(event_.channel());
+  ShardCounters::Add(counters_.events[body < kMaxBodyCase ? body : 0][channel < kChannels ? channel : 0]);
+  if (engine_->Process(p, event_, now) == Engine::Outcome::kLate) {
+    ShardCounters::Add(counters_.late);
+    DeadLetter(msg, DeadLetterReason::kLate, "event time is behind the partition watermark");
+  }
+}
+
+void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail) {
+  ShardCounters::Add(counters_.dead_letters[static_cast<size_t>(reason)]);
+  const std::string source = Cat(config_.kafka.input_topic, "/", msg.partition, "@", msg.offset);
+  const std::string_view key(static_cast<const char*>(msg.key), msg.key_len);
+  const std::string_view value(static_cast<const char*>(msg.payload), msg.len);
+  absl::Status s = producer_->Produce(config_.kafka.dead_letter_topic, RD_KAFKA_PARTITION_UA, key, value,
+                                      {{"cxpulse.reason", DeadLetterReasonName(reason)},
+                                       {"cxpulse.error", detail},
+                                       {"cxpulse.source", source}});
+  if (!s.ok()) Fail(s);
+}
+
+void Shard::Checkpoint() {
+  if (!fatal_.ok()) return;
+  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
+    return Fail(absl::DataLossError(Cat(Message(s), "; input offsets not committed")));
+  }
+  // Any delivery failure since the last checkpoint, including those served
+  // by Poll() in between, means a finding or dead letter was lost: stop
+  // before anything past it is committed.
+  if (producer_->delivery_failures() != failures_seen_) {
+    failures_seen_ = producer_->delivery_failures();
+    return Fail(absl::DataLossError("findings or dead letters could not be delivered; input offsets not committed"));
+  }
+  for (int32_t p : owned_) {
+    const int64_t next = next_[static_cast<size_t>(p)];
+    if (next >= 0) offsets_->committable[p].store(next, std::memory_order_release);
+  }
+}
+
+}  // namespace cxpulse

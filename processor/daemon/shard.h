@@ -1,0 +1,126 @@
+// Shard: one thread's share of the event path. It owns a set of input
+// partitions (forwarded into its own librdkafka queue, so it reads them with
+// no hand-off), every piece of rule state for their keys (its own Engine),
+// its own producer for findings and dead letters, and its own counters.
+// Single writer for all of it; the control thread reaches it only through
+// its command ring and reads only its atomics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/time.h"
+#include "config/config.h"
+#include "cx/v1/event.pb.h"
+#include "daemon/spsc_ring.h"
+#include "engine/engine.h"
+#include "kafka/client.h"
+
+namespace cxpulse {
+
+enum class DeadLetterReason { kDecode, kInvalid, kLate, kCount };
+std::string_view DeadLetterReasonName(DeadLetterReason r);
+
+// Largest partition id a daemon can own. Per-partition offsets live in flat
+// arrays of this size, so the control thread can read them without locks.
+inline constexpr int32_t kMaxPartitions = 4096;
+
+inline constexpr size_t kChannels = 8;
+// Upper bounds (seconds) of the batch-duration histogram buckets.
+inline constexpr std::array<double, 10> kBatchBuckets = {0.00001, 0.00005, 0.0001, 0.0005, 0.001,
+                                                         0.005,   0.01,    0.05,   0.1,    0.5};
+
+// One shard's counters. Written only by the shard (load + store, no
+// read-modify-write), read at scrape time by the control thread; aligned so
+// two shards never share a cache line.
+struct alignas(64) ShardCounters {
+  using Counter = std::atomic<uint64_t>;
+  std::array<std::array<Counter, kChannels>, kMaxBodyCase> events{};
+  Counter decode_errors{0};
+  Counter late{0};
+  std::array<Counter, static_cast<size_t>(DeadLetterReason::kCount)> dead_letters{};
+  std::array<Counter, kBatchBuckets.size() + 1> batch_buckets{};  // last: +Inf
+  Counter batch_count{0};
+  std::atomic<double> batch_seconds{0};
+
+  static void Add(Counter& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+};
+
+struct ShardCommand {
+  enum class Kind { kNone, kAssign, kRevoke };
+  Kind kind = Kind::kNone;
+  int32_t partition = -1;
+  uint64_t seq = 0;  // acknowledged through Shard::acked()
+};
+
+class Shard {
+ public:
+  // Per-partition offsets shared with the control thread, by partition id.
+  struct Offsets {
+    // Next offset whose findings are delivered: safe to commit.
+    std::unique_ptr<std::atomic<int64_t>[]> committable{new std::atomic<int64_t>[kMaxPartitions]};
+    // Next offset processed (for lag); and whether the partition is at its end.
+    std::unique_ptr<std::atomic<int64_t>[]> processed{new std::atomic<int64_t>[kMaxPartitions]};
+    std::unique_ptr<std::atomic<bool>[]> at_end{new std::atomic<bool>[kMaxPartitions]};
+  };
+
+  static absl::StatusOr<std::unique_ptr<Shard>> Create(int index, const Config& config, const std::string& bootstrap,
+                                                       std::shared_ptr<const RuleSet> rules, rd_kafka_t* consumer,
+                                                       Offsets* offsets, const Clock* clock);
+  ~Shard();
+
+  void Start();
+  // Asks the thread to drain (finish the batch, flush, publish offsets) and joins it.
+  void Stop();
+
+  // Control thread: queue a command; false if the ring is full.
+  [[nodiscard]] bool Post(ShardCommand command) { return commands_.TryPush(std::move(command)); }
+  uint64_t acked() const { return acked_.load(std::memory_order_acquire); }
+  // The queue its partitions are forwarded into.
+  rd_kafka_queue_t* queue() const { return queue_.get(); }
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Valid once failed() is true (or after Stop()).
+  const absl::Status& status() const { return fatal_; }
+
+  const ShardCounters& counters() const { return counters_; }
+  // The engine's per-rule stats; read-only from other threads.
+  const Engine& engine() const { return *engine_; }
+
+ private:
+  class KafkaFindingSink;
+  Shard() = default;
+  void Run();
+  void DrainCommands();
+  void Handle(const rd_kafka_message_t& msg, Micros now);
+  void DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail);
+  // Flushes the producer; on success publishes processed offsets as committable.
+  void Checkpoint();
+  void Fail(absl::Status s);
+
+  int index_ = 0;
+  Config config_;
+  const Clock* clock_ = nullptr;
+  Offsets* offsets_ = nullptr;
+  std::unique_ptr<Producer> producer_;
+  std::unique_ptr<KafkaFindingSink> sink_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue_;
+  cx::v1::InteractionEvent event_;  // reused: decoding into it keeps its buffers
+  std::vector<int32_t> owned_;      // partitions this shard owns now
+  std::vector<int64_t> next_;       // next offset to process, by partition (-1: none yet)
+  uint64_t failures_seen_ = 0;
+  absl::Status fatal_;
+
+  SpscRing<ShardCommand> commands_{1024};
+  std::atomic<uint64_t> acked_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> failed_{false};
+  ShardCounters counters_;
+  std::thread thread_;
+};
+
+}  // namespace cxpulse

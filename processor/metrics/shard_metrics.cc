@@ -1,0 +1,139 @@
+#include "metrics/shard_metrics.h"
+
+#include <prometheus/metric_family.h>
+
+#include "engine/rule_set.h"
+
+namespace cxpulse {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+void Add(MetricFamily* f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f->type == MetricType::Counter) m.counter.value = value;
+  else m.gauge.value = value;
+  f->metric.push_back(std::move(m));
+}
+
+std::string FamilyLabel(cx::v1::Family f) {
+  switch (f) {
+    case cx::v1::FAMILY_PREVENTION: return "prevention";
+    case cx::v1::FAMILY_GAP: return "gap";
+    case cx::v1::FAMILY_ESCALATION: return "escalation";
+    default: return "unspecified";
+  }
+}
+
+std::string SeverityLabel(cx::v1::Severity s) {
+  switch (s) {
+    case cx::v1::SEVERITY_INFO: return "info";
+    case cx::v1::SEVERITY_WARNING: return "warning";
+    case cx::v1::SEVERITY_CRITICAL: return "critical";
+    default: return "unspecified";
+  }
+}
+
+template <typename Get>
+double Sum(const std::vector<std::unique_ptr<Shard>>& shards, Get get) {
+  double total = 0;
+  for (const auto& s : shards) total += static_cast<double>(get(*s));
+  return total;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> ShardMetrics::Collect() const {
+  const auto& shards = *shards_;
+  std::vector<MetricFamily> out;
+
+  auto events = Family("cxpulse_events_consumed_total",
+                       "Interaction events decoded from the input topic, by body type and channel.", MetricType::Counter);
+  const auto* oneof = cx::v1::InteractionEvent::descriptor()->FindOneofByName("body");
+  const auto* channels = cx::v1::Channel_descriptor();
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    const auto body = static_cast<size_t>(oneof->field(i)->number());
+    for (int c = 0; c < channels->value_count(); ++c) {
+      const auto ch = static_cast<size_t>(channels->value(c)->number());
+      Add(&events, {{"channel", EnumLabel(channels->value(c))}, {"type", oneof->field(i)->name()}},
+          Sum(shards, [&](const Shard& s) { return s.counters().events[body][ch].load(std::memory_order_relaxed); }));
+    }
+  }
+  out.push_back(std::move(events));
+
+  auto decode = Family("cxpulse_decode_errors_total", "Input messages that did not decode as cx.v1.InteractionEvent.",
+                       MetricType::Counter);
+  Add(&decode, {}, Sum(shards, [](const Shard& s) { return s.counters().decode_errors.load(std::memory_order_relaxed); }));
+  out.push_back(std::move(decode));
+
+  auto late = Family("cxpulse_late_events_total",
+                     "Events older than their partition's watermark, routed to the dead-letter topic.", MetricType::Counter);
+  Add(&late, {}, Sum(shards, [](const Shard& s) { return s.counters().late.load(std::memory_order_relaxed); }));
+  out.push_back(std::move(late));
+
+  auto dead = Family("cxpulse_dead_letters_total", "Input messages copied to the dead-letter topic, by reason.",
+                     MetricType::Counter);
+  for (size_t r = 0; r < static_cast<size_t>(DeadLetterReason::kCount); ++r) {
+    Add(&dead, {{"reason", std::string(DeadLetterReasonName(static_cast<DeadLetterReason>(r)))}},
+        Sum(shards, [&](const Shard& s) { return s.counters().dead_letters[r].load(std::memory_order_relaxed); }));
+  }
+  out.push_back(std::move(dead));
+
+  auto batch = Family("cxpulse_batch_duration_seconds", "Time to decode and evaluate one batch of polled messages.",
+                      MetricType::Histogram);
+  ClientMetric h;
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b <= kBatchBuckets.size(); ++b) {
+    cumulative += static_cast<uint64_t>(
+        Sum(shards, [&](const Shard& s) { return s.counters().batch_buckets[b].load(std::memory_order_relaxed); }));
+    ClientMetric::Bucket bucket;
+    bucket.cumulative_count = cumulative;
+    bucket.upper_bound = b < kBatchBuckets.size() ? kBatchBuckets[b] : std::numeric_limits<double>::infinity();
+    h.histogram.bucket.push_back(bucket);
+  }
+  h.histogram.sample_count = cumulative;
+  h.histogram.sample_sum = Sum(shards, [](const Shard& s) { return s.counters().batch_seconds.load(std::memory_order_relaxed); });
+  batch.metric.push_back(std::move(h));
+  out.push_back(std::move(batch));
+
+  // Per rule, summed over shards (every shard runs the same rule set).
+  auto findings = Family("cxpulse_findings_total", "Findings written to the findings topic, by rule, family and severity.",
+                         MetricType::Counter);
+  auto evaluations = Family("cxpulse_rule_evaluations_total", "Events a rule was evaluated on.", MetricType::Counter);
+  auto keys = Family("cxpulse_rule_keys", "Keys a rule holds state for.", MetricType::Gauge);
+  auto limit = Family("cxpulse_rule_key_limit_hits_total",
+                      "New keys a rule did not track because it held engine.max_keys_per_rule keys.", MetricType::Counter);
+  if (!shards.empty()) {
+    const auto& rules = shards.front()->engine().rules().rules();
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const int r = static_cast<int>(i);
+      const std::string& name = rules[i].name;
+      Add(&findings, {{"family", FamilyLabel(rules[i].family)}, {"rule", name}, {"severity", SeverityLabel(rules[i].severity)}},
+          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).findings.load(std::memory_order_relaxed); }));
+      Add(&evaluations, {{"rule", name}},
+          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).evaluations.load(std::memory_order_relaxed); }));
+      Add(&keys, {{"rule", name}},
+          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).keys.load(std::memory_order_relaxed); }));
+      Add(&limit, {{"rule", name}},
+          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).key_limit_hits.load(std::memory_order_relaxed); }));
+    }
+  }
+  out.push_back(std::move(findings));
+  out.push_back(std::move(evaluations));
+  out.push_back(std::move(keys));
+  out.push_back(std::move(limit));
+  return out;
+}
+
+}  // namespace cxpulse
