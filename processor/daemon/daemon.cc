@@ -11,6 +11,7 @@
 #include "admin/http_server.h"
 #include "common/strings.h"
 #include "daemon/pipeline.h"
+#include "daemon/rule_reloader.h"
 #include "engine/rule_set.h"
 #include "metrics/pipeline_metrics.h"
 #include "metrics/shard_metrics.h"
@@ -34,6 +35,7 @@ namespace {
 // How often the control thread serves the consumer (rebalances), commits
 // and checks the shards.
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kRuleFilePollInterval = std::chrono::seconds(2);
 
 // The control thread's periodic live line.
 class StatusLine {
@@ -49,12 +51,8 @@ class StatusLine {
     last_ = now;
     last_events_ = events;
     std::string findings;
-    const auto& shards = pipeline_.shards();
-    const auto& rules = shards.front()->engine().rules().rules();
-    for (size_t i = 0; i < rules.size(); ++i) {
-      uint64_t n = 0;
-      for (const auto& s : shards) n += s->engine().Stats(static_cast<int>(i)).findings.load(std::memory_order_relaxed);
-      Append(&findings, findings.empty() ? "" : " ", rules[i].name, "=", n);
+    for (const Rule& rule : pipeline_.rules().rules()) {
+      Append(&findings, findings.empty() ? "" : " ", rule.name, "=", pipeline_.Totals(rule.name).findings);
     }
     return Cat("[", static_cast<int>(std::chrono::duration<double>(now - started_).count()), "s] ",
                static_cast<uint64_t>(rate), " events/s | consumed ", events, " | findings ",
@@ -95,10 +93,32 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   // Per-event series are summed from the shards' counters at scrape time.
   // (prometheus-cpp 1.0's Registry takes no custom Collectable, so /metrics
   // serialises both.)
-  ShardMetrics shard_metrics(&pipeline.shards());
+  ShardMetrics shard_metrics(&pipeline);
+
+  RuleReloader reloader(config.rules_path, &pipeline, *registry, &clock);
 
   boost::asio::io_context io;
+  // Signals are taken over before the daemon says it is up, so a SIGHUP or
+  // SIGTERM sent right after never meets the default action.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::signal_set hup(io, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      (void)reloader.Reload("SIGHUP");
+      wait_hup();
+    });
+  };
+  wait_hup();
   HttpServer admin(io);
+  admin.Handle("GET", "/rules", [&reloader] {
+    return HttpResponse{200, "application/json", reloader.RulesJson()};
+  });
+  admin.Handle("POST", "/-/reload", [&reloader] {
+    absl::Status s = reloader.Reload("POST /-/reload");
+    return s.ok() ? HttpResponse{200, "text/plain; charset=utf-8", "reloaded\n"}
+                  : HttpResponse{422, "text/plain; charset=utf-8", Cat(Message(s), "\n")};
+  });
   admin.Handle("GET", "/metrics", [&registry, &shard_metrics] {
     std::vector<prometheus::MetricFamily> families = registry->Collect();
     for (auto& f : shard_metrics.Collect()) families.push_back(std::move(f));
@@ -124,6 +144,9 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
     io.stop();
   };
 
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (!ec) stop(strsignal(signo));
+  });
   pipeline.Start();
   boost::asio::steady_timer poller(io);
   std::function<void()> poll = [&] {
@@ -140,10 +163,19 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   };
   poll();
 
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (!ec) stop(strsignal(signo));
-  });
+  // A change to the rule files reloads them too (polled: works on every
+  // filesystem, including config maps mounted by Kubernetes).
+  boost::asio::steady_timer watcher(io);
+  std::function<void()> watch = [&] {
+    watcher.expires_after(kRuleFilePollInterval);
+    watcher.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      reloader.ReloadIfChanged();
+      watch();
+    });
+  };
+  watch();
+
   boost::asio::steady_timer deadline(io);
   if (options.duration > 0) {
     deadline.expires_after(std::chrono::microseconds(options.duration));

@@ -43,9 +43,14 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
   p->consumer_ = *std::move(consumer);
   rd_kafka_poll_set_consumer(p->consumer_.get());
 
+  p->rules_ = rules;
+  p->stats_.resize(static_cast<size_t>(shards));
   for (int i = 0; i < shards; ++i) {
-    absl::StatusOr<std::unique_ptr<Shard>> shard =
-        Shard::Create(i, config, bootstrap, rules, p->consumer_.get(), &p->offsets_, clock);
+    // Each shard evaluates its own copy: an Expression's scratch is single-threaded.
+    auto copy = std::make_shared<const RuleSet>(*rules);
+    absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(
+        i, config, bootstrap, copy, p->stats_[static_cast<size_t>(i)].For(*copy), p->consumer_.get(), &p->offsets_,
+        clock);
     if (!shard.ok()) return shard.status();
     p->shards_.push_back(*std::move(shard));
   }
@@ -136,11 +141,52 @@ uint64_t Pipeline::dead_letters() const {
   return n;
 }
 
+std::vector<RuleStats*> Pipeline::StatsTable::For(const RuleSet& rules) {
+  std::vector<RuleStats*> out;
+  for (const Rule& r : rules.rules()) {
+    auto [it, inserted] = by_name.try_emplace(r.name, nullptr);
+    if (inserted) it->second = &stats.emplace_back();
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+void Pipeline::Reload(std::shared_ptr<const RuleSet> rules) {
+  std::vector<uint64_t> seqs(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    auto copy = std::make_shared<const RuleSet>(*rules);
+    ShardCommand c{ShardCommand::Kind::kRules, -1, ++next_seq_, copy, stats_[i].For(*copy)};
+    seqs[i] = c.seq;
+    while (!shards_[i]->Post(c)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    rd_kafka_queue_yield(shards_[i]->queue());
+  }
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + kAckTimeout;
+    while (shards_[i]->acked() < seqs[i] && !shards_[i]->failed() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  rules_ = std::move(rules);
+}
+
+Pipeline::RuleTotals Pipeline::Totals(const std::string& rule) const {
+  RuleTotals t;
+  for (const StatsTable& table : stats_) {
+    auto it = table.by_name.find(rule);
+    if (it == table.by_name.end()) continue;
+    t.evaluations += it->second->evaluations.load(std::memory_order_relaxed);
+    t.findings += it->second->findings.load(std::memory_order_relaxed);
+    t.key_limit_hits += it->second->key_limit_hits.load(std::memory_order_relaxed);
+    t.keys += it->second->keys.load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
 void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& partitions) {
   std::vector<uint64_t> last(shards_.size(), 0);
   for (int32_t p : partitions) {
     const uint64_t seq = ++next_seq_;
-    while (!Owner(p).Post(ShardCommand{kind, p, seq})) {
+    while (!Owner(p).Post(ShardCommand{kind, p, seq, nullptr, {}})) {
       rd_kafka_queue_yield(Owner(p).queue());
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

@@ -5,6 +5,8 @@
 // shards do the event work on their own threads (daemon/shard.h).
 #pragma once
 
+#include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +35,19 @@ class Pipeline {
   // committed, the group is left. Returns the first failure, if any.
   absl::Status Stop();
 
+  // Hot reload: gives every shard its own copy of `rules` and waits until
+  // each has swapped it in between two batches. State of rules whose name
+  // and version are unchanged is kept.
+  void Reload(std::shared_ptr<const RuleSet> rules);
+  const RuleSet& rules() const { return *rules_; }
+  // A rule's statistics summed over the shards (kept by rule name, so they
+  // run on across reloads).
+  struct RuleTotals {
+    uint64_t evaluations = 0, findings = 0, key_limit_hits = 0;
+    int64_t keys = 0;
+  };
+  RuleTotals Totals(const std::string& rule) const;
+
   // True once partitions are assigned and every one is at its end.
   bool AllAtEnd() const;
   bool assigned() const { return !assigned_.empty(); }
@@ -59,8 +74,17 @@ class Pipeline {
   size_t OwnerIndex(int32_t partition) const { return static_cast<size_t>(partition) % shards_.size(); }
   Shard& Owner(int32_t partition) { return *shards_[OwnerIndex(partition)]; }
 
+  // Per shard, per rule name: stable addresses the shard's engine writes to.
+  struct StatsTable {
+    std::deque<RuleStats> stats;
+    std::map<std::string, RuleStats*> by_name;
+    std::vector<RuleStats*> For(const RuleSet& rules);
+  };
+
   Config config_;
   PipelineMetrics* metrics_ = nullptr;
+  std::shared_ptr<const RuleSet> rules_;
+  std::deque<StatsTable> stats_;  // by shard (a deque: tables never move)
   Shard::Offsets offsets_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<int32_t> assigned_;

@@ -45,7 +45,8 @@ class Shard::KafkaFindingSink final : public FindingSink {
 };
 
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& config, const std::string& bootstrap,
-                                                     std::shared_ptr<const RuleSet> rules, rd_kafka_t* consumer,
+                                                     std::shared_ptr<const RuleSet> rules,
+                                                     std::vector<RuleStats*> stats, rd_kafka_t* consumer,
                                                      Offsets* offsets, const Clock* clock) {
   std::unique_ptr<Shard> s(new Shard());
   s->index_ = index;
@@ -58,12 +59,11 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
   if (!producer.ok()) return producer.status();
   s->producer_ = *std::move(producer);
   s->sink_ = std::make_unique<KafkaFindingSink>(s.get(), config.kafka.findings_topic);
-  // Each shard compiles its own copy: an Expression's scratch is single-threaded.
   s->engine_ = std::make_unique<Engine>(
-      std::make_shared<const RuleSet>(*rules),
+      std::move(rules),
       EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
                     static_cast<size_t>(config.engine.max_keys_per_rule)},
-      s->sink_.get());
+      s->sink_.get(), std::move(stats));
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
   return s;
@@ -133,6 +133,9 @@ void Shard::DrainCommands() {
       Checkpoint();
       engine_->DropPartition(p);
       std::erase(owned_, p);
+    } else if (c->kind == ShardCommand::Kind::kRules) {
+      // Between batches: no event is half-way through the old rules.
+      engine_->SwapRules(std::move(c->rules), std::move(c->stats));
     }
     acked_.store(c->seq, std::memory_order_release);
   }

@@ -51,10 +51,13 @@ struct alignas(64) ShardCounters {
 };
 
 struct ShardCommand {
-  enum class Kind { kNone, kAssign, kRevoke };
+  enum class Kind { kNone, kAssign, kRevoke, kRules };
   Kind kind = Kind::kNone;
   int32_t partition = -1;
   uint64_t seq = 0;  // acknowledged through Shard::acked()
+  // kRules: this shard's own copy of the new rules, and their stats.
+  std::shared_ptr<const RuleSet> rules;
+  std::vector<RuleStats*> stats;
 };
 
 class Shard {
@@ -68,8 +71,11 @@ class Shard {
     std::unique_ptr<std::atomic<bool>[]> at_end{new std::atomic<bool>[kMaxPartitions]};
   };
 
+  // `rules` must be this shard's own copy (expressions are single-threaded);
+  // `stats` (one per rule) are owned by the caller and outlive the shard.
   static absl::StatusOr<std::unique_ptr<Shard>> Create(int index, const Config& config, const std::string& bootstrap,
-                                                       std::shared_ptr<const RuleSet> rules, rd_kafka_t* consumer,
+                                                       std::shared_ptr<const RuleSet> rules,
+                                                       std::vector<RuleStats*> stats, rd_kafka_t* consumer,
                                                        Offsets* offsets, const Clock* clock);
   ~Shard();
 
@@ -87,8 +93,6 @@ class Shard {
   const absl::Status& status() const { return fatal_; }
 
   const ShardCounters& counters() const { return counters_; }
-  // The engine's per-rule stats; read-only from other threads.
-  const Engine& engine() const { return *engine_; }
 
  private:
   class KafkaFindingSink;

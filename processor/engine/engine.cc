@@ -425,16 +425,21 @@ struct Engine::RuleState {
   }
 };
 
+std::unique_ptr<Engine::RuleState> Engine::NewRuleState(const Rule& rule) {
+  auto state = std::make_unique<RuleState>();
+  state->rings.wide = Slab<Entry>(RingWidth(rule));
+  return state;
+}
+
 struct Engine::PartitionState {
   PartitionState(const EngineOptions& o, const RuleSet& rule_set)
-      : watermark(o.allowed_lateness, o.idle_partition_timeout),
-        rules(std::make_unique<RuleState[]>(rule_set.rules().size())) {
-    for (size_t r = 0; r < rule_set.rules().size(); ++r) {
-      rules[r].rings.wide = Slab<Entry>(RingWidth(rule_set.rules()[r]));
-    }
+      : watermark(o.allowed_lateness, o.idle_partition_timeout) {
+    for (const Rule& rule : rule_set.rules()) rules.push_back(NewRuleState(rule));
   }
   Watermark watermark;
-  std::unique_ptr<RuleState[]> rules;  // by rule index; not movable (KeyTable)
+  // By rule index; held by pointer because a RuleState cannot move (its
+  // tables hand out stable records) but must change places on a reload.
+  std::vector<std::unique_ptr<RuleState>> rules;
   Micros last_sweep = 0;
 };
 
@@ -448,13 +453,24 @@ struct Engine::Fire {
   double baseline = 0;
 };
 
-Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink)
-    : rules_(std::move(rules)),
-      options_(options),
-      sink_(sink),
-      stats_(new RuleStats[rules_->rules().size()]) {
+Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink,
+               std::vector<RuleStats*> stats)
+    : rules_(std::move(rules)), options_(options), sink_(sink) {
   key_.reserve(256);
-  findings_.reserve(rules_->rules().size());
+  Prepare(std::move(stats));
+}
+
+void Engine::Prepare(std::vector<RuleStats*> stats) {
+  const size_t n = rules_->rules().size();
+  if (stats.size() != n) {
+    owned_stats_.reset(new RuleStats[n]);
+    stats.clear();
+    for (size_t i = 0; i < n; ++i) stats.push_back(&owned_stats_[i]);
+  }
+  stats_ = std::move(stats);
+  findings_.clear();
+  window_text_.clear();
+  findings_.reserve(n);
   size_t most_evidence = kEvidence, most_key_values = 1;
   for (const Rule& rule : rules_->rules()) {
     most_evidence = std::max<size_t>(most_evidence, RingWidth(rule));
@@ -485,7 +501,7 @@ Engine::PartitionState& Engine::StateFor(int32_t partition) {
 void Engine::DropPartition(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size() || !partitions_[p]) return;
-  for (size_t r = 0; r < rules_->rules().size(); ++r) Forget(static_cast<int>(r), partitions_[p]->rules[r].keys());
+  for (size_t r = 0; r < rules_->rules().size(); ++r) Forget(static_cast<int>(r), partitions_[p]->rules[r]->keys());
   partitions_[p].reset();
 }
 
@@ -496,7 +512,51 @@ Micros Engine::WatermarkOf(int32_t partition, Micros wall_now) const {
 }
 
 size_t Engine::KeysHeld(int rule_index) const {
-  return static_cast<size_t>(stats_[static_cast<size_t>(rule_index)].keys.load(std::memory_order_relaxed));
+  return static_cast<size_t>(stats_[static_cast<size_t>(rule_index)]->keys.load(std::memory_order_relaxed));
+}
+
+void Engine::SwapRules(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats) {
+  const std::vector<Rule>& old_rules = rules_->rules();
+  const std::vector<Rule>& new_rules = rules->rules();
+  // Where each new rule's state comes from: the old rule of the same name
+  // and version, or nowhere.
+  std::vector<int> from(new_rules.size(), -1);
+  std::vector<bool> kept(old_rules.size(), false);
+  for (size_t i = 0; i < new_rules.size(); ++i) {
+    for (size_t j = 0; j < old_rules.size(); ++j) {
+      if (!kept[j] && old_rules[j].name == new_rules[i].name && old_rules[j].version == new_rules[i].version) {
+        from[i] = static_cast<int>(j);
+        kept[j] = true;
+        break;
+      }
+    }
+  }
+  for (auto& ps : partitions_) {
+    if (!ps) continue;
+    std::vector<std::unique_ptr<RuleState>> moved;
+    for (size_t i = 0; i < new_rules.size(); ++i) {
+      moved.push_back(from[i] >= 0 ? std::move(ps->rules[static_cast<size_t>(from[i])]) : NewRuleState(new_rules[i]));
+    }
+    // Dropped state leaves its old rule's key count.
+    for (size_t j = 0; j < old_rules.size(); ++j) {
+      if (!kept[j]) Forget(static_cast<int>(j), ps->rules[j]->keys());
+    }
+    ps->rules = std::move(moved);
+  }
+  // Kept state moves its key count to the new stats, when they differ.
+  std::vector<int64_t> carried(new_rules.size(), 0);
+  for (size_t i = 0; i < new_rules.size(); ++i) {
+    if (from[i] >= 0) carried[i] = stats_[static_cast<size_t>(from[i])]->keys.load(std::memory_order_relaxed);
+  }
+  std::vector<RuleStats*> old_stats = stats_;
+  std::unique_ptr<RuleStats[]> old_owned = std::move(owned_stats_);
+  rules_ = std::move(rules);
+  Prepare(std::move(stats));
+  for (size_t i = 0; i < new_rules.size(); ++i) {
+    if (from[i] < 0 || stats_[i] == old_stats[static_cast<size_t>(from[i])]) continue;
+    old_stats[static_cast<size_t>(from[i])]->keys.fetch_sub(carried[i], std::memory_order_relaxed);
+    stats_[i]->keys.fetch_add(carried[i], std::memory_order_relaxed);
+  }
 }
 
 Engine::Outcome Engine::Process(int32_t partition, const cx::v1::InteractionEvent& event, Micros wall_now) {
@@ -505,14 +565,14 @@ Engine::Outcome Engine::Process(int32_t partition, const cx::v1::InteractionEven
   if (ps.watermark.IsLate(t, wall_now)) return Outcome::kLate;
   ps.watermark.Observe(t, wall_now);
   for (int rule_index : rules_->RulesFor(event.body_case())) {
-    Apply(rule_index, ps.rules[static_cast<size_t>(rule_index)], event, t);
+    Apply(rule_index, *ps.rules[static_cast<size_t>(rule_index)], event, t);
   }
   FireDue(ps, ps.watermark.Current(wall_now));
   return Outcome::kProcessed;
 }
 
 void Engine::Apply(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
-  stats_[static_cast<size_t>(r)].evaluations.fetch_add(1, std::memory_order_relaxed);
+  stats_[static_cast<size_t>(r)]->evaluations.fetch_add(1, std::memory_order_relaxed);
   switch (rules_->rules()[static_cast<size_t>(r)].kind) {
     case RuleKind::kMatch: return ApplyMatch(r, s, e, t);
     case RuleKind::kCount: return ApplyCount(r, s, e, t);
@@ -554,7 +614,7 @@ template <typename Table>
 uint32_t Engine::KeyIndex(int rule_index, Table& table) {
   const uint32_t found = table.Find(key_);
   if (found != Table::kNone) return found;
-  RuleStats& stats = stats_[static_cast<size_t>(rule_index)];
+  RuleStats& stats = *stats_[static_cast<size_t>(rule_index)];
   if (static_cast<size_t>(stats.keys.load(std::memory_order_relaxed)) >= options_.max_keys_per_rule) {
     stats.key_limit_hits.fetch_add(1, std::memory_order_relaxed);
     return Table::kNone;
@@ -759,7 +819,7 @@ void Engine::ApplyAbsence(int r, RuleState& s, const cx::v1::InteractionEvent& e
 
 void Engine::FireDue(PartitionState& ps, Micros watermark) {
   for (size_t r = 0; r < rules_->rules().size(); ++r) {
-    RuleState& state = ps.rules[r];
+    RuleState& state = *ps.rules[r];
     // Strictly past the deadline: a follow-up stamped exactly at the deadline
     // is still on time and may still arrive.
     while (!state.timers.empty() && state.timers.top().due < watermark) {
@@ -779,7 +839,7 @@ void Engine::FireDue(PartitionState& ps, Micros watermark) {
 void Engine::Sweep(PartitionState& ps, Micros watermark) {
   for (size_t r = 0; r < rules_->rules().size(); ++r) {
     const Rule& rule = rules_->rules()[r];
-    RuleState& s = ps.rules[r];
+    RuleState& s = *ps.rules[r];
     const Micros horizon = watermark - rule.Horizon();
     size_t erased = 0;
     erased += s.cooldowns.EraseIf([&](const Micros& until) { return until <= watermark; });
@@ -812,7 +872,7 @@ void Engine::Sweep(PartitionState& ps, Micros watermark) {
 void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire) {
   const auto r = static_cast<size_t>(rule_index);
   const Rule& rule = rules_->rules()[r];
-  stats_[r].findings.fetch_add(1, std::memory_order_relaxed);
+  stats_[r]->findings.fetch_add(1, std::memory_order_relaxed);
   key_values_.clear();
   for (size_t start = 0;;) {
     const size_t end = key.find(kKeySeparator, start);

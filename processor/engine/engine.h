@@ -40,7 +40,17 @@ struct RuleStats {
 
 class Engine final {
  public:
-  Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink);
+  // `stats`, one per rule of `rules`, are owned by the caller and must
+  // outlive the engine (the daemon keeps them per rule name, so they survive
+  // reloads); empty: the engine keeps its own.
+  Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink,
+         std::vector<RuleStats*> stats = {});
+
+  // Hot reload, between batches: runs `rules` from now on. A rule whose name
+  // and version are unchanged keeps its state (windows, pending promises,
+  // cooldowns); a new or changed rule starts empty; a removed rule's state
+  // is dropped. `stats` as in the constructor.
+  void SwapRules(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats = {});
 
   enum class Outcome { kProcessed, kLate };
 
@@ -61,7 +71,7 @@ class Engine final {
 
   Micros WatermarkOf(int32_t partition, Micros wall_now) const;
   size_t KeysHeld(int rule_index) const;
-  const RuleStats& Stats(int rule_index) const { return stats_[static_cast<size_t>(rule_index)]; }
+  const RuleStats& Stats(int rule_index) const { return *stats_[static_cast<size_t>(rule_index)]; }
   const RuleSet& rules() const { return *rules_; }
 
   Engine(const Engine&) = delete;
@@ -74,6 +84,7 @@ class Engine final {
   struct RuleState;
   struct Fire;
 
+  static std::unique_ptr<RuleState> NewRuleState(const Rule& rule);
   PartitionState& StateFor(int32_t partition);
   void Apply(int rule_index, RuleState& state, const cx::v1::InteractionEvent& event, Micros t);
   void ApplyMatch(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
@@ -91,14 +102,17 @@ class Engine final {
   uint32_t KeyIndex(int rule_index, Table& table);
   template <typename Table>
   typename Table::Value* KeyState(int rule_index, Table& table);
-  void Forget(int rule_index, size_t n) { stats_[static_cast<size_t>(rule_index)].keys.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed); }
+  void Forget(int rule_index, size_t n) { stats_[static_cast<size_t>(rule_index)]->keys.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed); }
+  // Per-rule buffers and finding templates for the current rules_.
+  void Prepare(std::vector<RuleStats*> stats);
   void EmitFinding(int rule_index, std::string_view key, const Fire& fire);
 
   std::shared_ptr<const RuleSet> rules_;
   EngineOptions options_;
   FindingSink* sink_;
   std::vector<std::unique_ptr<PartitionState>> partitions_;  // by partition id
-  std::unique_ptr<RuleStats[]> stats_;
+  std::vector<RuleStats*> stats_;              // by rule index
+  std::unique_ptr<RuleStats[]> owned_stats_;  // when the caller gave none
   // Scratch reused for every event and finding, so steady state allocates
   // nothing (tests/engine/engine_alloc_test.cc).
   std::string key_;                           // the current event's key

@@ -55,7 +55,7 @@ double Sum(const std::vector<std::unique_ptr<Shard>>& shards, Get get) {
 }  // namespace
 
 std::vector<MetricFamily> ShardMetrics::Collect() const {
-  const auto& shards = *shards_;
+  const auto& shards = pipeline_->shards();
   std::vector<MetricFamily> out;
 
   auto events = Family("cxpulse_events_consumed_total",
@@ -114,20 +114,13 @@ std::vector<MetricFamily> ShardMetrics::Collect() const {
   auto keys = Family("cxpulse_rule_keys", "Keys a rule holds state for.", MetricType::Gauge);
   auto limit = Family("cxpulse_rule_key_limit_hits_total",
                       "New keys a rule did not track because it held engine.max_keys_per_rule keys.", MetricType::Counter);
-  if (!shards.empty()) {
-    const auto& rules = shards.front()->engine().rules().rules();
-    for (size_t i = 0; i < rules.size(); ++i) {
-      const int r = static_cast<int>(i);
-      const std::string& name = rules[i].name;
-      Add(&findings, {{"family", FamilyLabel(rules[i].family)}, {"rule", name}, {"severity", SeverityLabel(rules[i].severity)}},
-          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).findings.load(std::memory_order_relaxed); }));
-      Add(&evaluations, {{"rule", name}},
-          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).evaluations.load(std::memory_order_relaxed); }));
-      Add(&keys, {{"rule", name}},
-          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).keys.load(std::memory_order_relaxed); }));
-      Add(&limit, {{"rule", name}},
-          Sum(shards, [&](const Shard& s) { return s.engine().Stats(r).key_limit_hits.load(std::memory_order_relaxed); }));
-    }
+  for (const Rule& rule : pipeline_->rules().rules()) {
+    const Pipeline::RuleTotals t = pipeline_->Totals(rule.name);
+    Add(&findings, {{"family", FamilyLabel(rule.family)}, {"rule", rule.name}, {"severity", SeverityLabel(rule.severity)}},
+        static_cast<double>(t.findings));
+    Add(&evaluations, {{"rule", rule.name}}, static_cast<double>(t.evaluations));
+    Add(&keys, {{"rule", rule.name}}, static_cast<double>(t.keys));
+    Add(&limit, {{"rule", rule.name}}, static_cast<double>(t.key_limit_hits));
   }
   out.push_back(std::move(findings));
   out.push_back(std::move(evaluations));

@@ -10,18 +10,18 @@
 #include <memory>
 #include <vector>
 
-#include "daemon/shard.h"
+#include "daemon/pipeline.h"
 
 namespace cxpulse {
 
 class ShardMetrics final : public prometheus::Collectable {
  public:
-  // `shards` must outlive this collector.
-  explicit ShardMetrics(const std::vector<std::unique_ptr<Shard>>* shards) : shards_(shards) {}
+  // `pipeline` must outlive this collector; Collect() runs on its (control) thread.
+  explicit ShardMetrics(const Pipeline* pipeline) : pipeline_(pipeline) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  const std::vector<std::unique_ptr<Shard>>* shards_;
+  const Pipeline* pipeline_;
 };
 
 }  // namespace cxpulse
