@@ -158,11 +158,13 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   offsets_->processed[p].store(msg.offset + 1, std::memory_order_relaxed);
   offsets_->at_end[p].store(false, std::memory_order_relaxed);
 
-  if (!event_.ParseFromArray(msg.payload, static_cast<int>(msg.len))) {
+  const cx::v1::InteractionEvent* decoded = decoder_.Decode(msg.payload, msg.len);
+  if (decoded == nullptr) {
     ShardCounters::Add(counters_.decode_errors);
     DeadLetter(msg, DeadLetterReason::kDecode, "payload does not decode as cx.v1.InteractionEvent");
     return;
   }
+  const cx::v1::InteractionEvent& event_ = *decoded;
   std::string_view invalid;
   if (event_.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) invalid = "event has no body";
   else if (!event_.has_occurred_at()) invalid = "event has no occurred_at";

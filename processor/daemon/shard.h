@@ -16,6 +16,7 @@
 #include "common/time.h"
 #include "config/config.h"
 #include "cx/v1/event.pb.h"
+#include "daemon/event_decoder.h"
 #include "daemon/spsc_ring.h"
 #include "engine/engine.h"
 #include "kafka/client.h"
@@ -113,7 +114,7 @@ class Shard {
   std::unique_ptr<KafkaFindingSink> sink_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue_;
-  cx::v1::InteractionEvent event_;  // reused: decoding into it keeps its buffers
+  EventDecoder decoder_;
   std::vector<int32_t> owned_;      // partitions this shard owns now
   std::vector<int64_t> next_;       // next offset to process, by partition (-1: none yet)
   uint64_t failures_seen_ = 0;

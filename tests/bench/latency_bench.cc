@@ -4,27 +4,37 @@
 // One rule, a `match` on every `sentiment` event with no cooldown, so each
 // event sent makes exactly one finding (its event id is the evidence). The
 // bench process hosts librdkafka's mock cluster (cx.interactions x8,
-// cx.findings x8, cx.deadletter x1), starts `cxpulse run` as a child process,
-// and:
-//   1. max:     preloads a backlog, runs the daemon with --exit-when-idle and
-//               takes its sustained rate from the findings' Kafka timestamps
-//               (first to last finding produced), startup excluded;
-//   2. latency: for each daemon variant (kafka.properties passed through), a
+// cx.findings x8, cx.deadletter x1), starts `cxpulse run` as a child process
+// with a config pointing at it, and:
+//   1. backlog: for reference, preloads --backlog events and runs the daemon
+//               with --exit-when-idle; its rate is taken from the findings'
+//               Kafka timestamps (first to last), start-up excluded;
+//   2. max:     the highest paced rate the whole rig keeps up with (the
+//               generator and the mock cluster share the 2 cores with the
+//               daemon): doubling from --probe-from until a probe falls
+//               behind (a finding missing, or the median latency of the last
+//               quarter of the probe above 1.5x that of the second quarter
+//               + 20 ms), then bisecting three times;
+//   3. latency: for each daemon variant (kafka.properties passed through), a
 //               fresh cluster and daemon; events paced on a steady clock at
-//               half that rate (or --rate) for --seconds after --warmup.
-// Per finding two latencies, both from the system clock at the bench's
-// produce() call of the input event (linger.ms=0 for the load generator):
-//   create: the finding's Kafka CreateTime (stamped by the daemon's producer
+//               half that maximum (or --rate) for --seconds after --warmup.
+// Per event, from the system clock at the bench's produce() call (the load
+// generator's linger.ms is --gen-linger-ms, default 0):
+//   ack:    the broker acknowledged the input event (librdkafka's
+//           rd_kafka_message_latency): the rig's own share;
+//   create: the finding's Kafka CreateTime, stamped by the daemon's producer
 //           when it queues the finding: produce -> finding produce, what the
-//           issue asks; CreateTime is whole milliseconds, truncated, so this
-//           reads up to 1 ms low);
-//   recv:   when this process's consumer receives the finding (microseconds;
-//           adds the daemon's producer batching, the broker and our fetch).
-// The two clocks are the same host's wall clock.
+//           issue asks. CreateTime is whole milliseconds (truncated), so this
+//           reads up to 1 ms low;
+//   recv:   this process's consumer received the finding (microseconds; adds
+//           the daemon producer's batching, the broker and our fetch).
+// Both ends read the same host's wall clock.
 //
 // Run: build/tests/latency_bench [--binary PATH] [--rate N] [--seconds S]
-//        [--warmup S] [--backlog N] [--shards N] [--variant NAME:k=v,k=v]...
-// Without --variant: default, linger.ms=0, fetch.wait.max.ms=1, and both.
+//        [--warmup S] [--backlog N] [--shards N] [--gen-linger-ms MS]
+//        [--probe-from N] [--probe-seconds S] [--variant NAME[:k=v,k=v]]...
+// Without --variant: default, linger.ms=0, fetch.wait.max.ms=1, and both; the
+// first variant is the one the maximum is found with.
 #include <librdkafka/rdkafka.h>
 #include <unistd.h>
 
@@ -69,7 +79,10 @@ struct Options {
   double seconds = 20;
   double warmup = 3;
   int64_t backlog = 200'000;
+  double probe_from = 5000;  // first rate tried when finding the maximum
+  double probe_seconds = 6;
   int shards = 0;  // 0: the daemon's default (one per core)
+  std::string gen_linger_ms = "0";  // the load generator's linger.ms
   std::vector<std::pair<std::string, KafkaProperties>> variants;
 };
 
@@ -144,25 +157,30 @@ class EventMaker {
   std::string key_, value_;
 };
 
-// The load generator: one producer, no batching delay.
+// The load generator: one producer, no batching delay. Each message's opaque
+// is its event id; the delivery report records how long the broker took to
+// acknowledge it (librdkafka's own measure from the produce() call).
 class Generator {
  public:
-  explicit Generator(const std::string& bootstrap, const std::string& linger_ms) {
+  Generator(const std::string& bootstrap, const std::string& linger_ms, int64_t events) : ack_us_(events, -1) {
     auto conf = NewKafkaConf({{"bootstrap.servers", bootstrap},
                               {"linger.ms", linger_ms},
                               {"queue.buffering.max.messages", "2000000"},
                               {"queue.buffering.max.kbytes", "1048576"}});
     if (!conf.ok()) Die(std::string(Message(conf.status())));
+    rd_kafka_conf_set_dr_msg_cb(*conf, &Generator::OnDelivery);
+    rd_kafka_conf_set_opaque(*conf, this);
     auto rk = NewKafkaClient(RD_KAFKA_PRODUCER, *conf);
     if (!rk.ok()) Die(std::string(Message(rk.status())));
     rk_ = *std::move(rk);
   }
-  void Send(const std::string& key, const std::string& value) {
+  void Send(int64_t id, const std::string& key, const std::string& value) {
     for (;;) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
           rk_.get(), RD_KAFKA_V_TOPIC("cx.interactions"), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<intptr_t>(id))), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) Die(Cat("produce: ", rd_kafka_err2str(err)));
       rd_kafka_poll(rk_.get(), 1);
@@ -172,8 +190,18 @@ class Generator {
   void Flush() {
     if (rd_kafka_flush(rk_.get(), 60'000) != RD_KAFKA_RESP_ERR_NO_ERROR) Die("generator flush timed out");
   }
+  // By event id: produce() to the broker's acknowledgement, microseconds (-1: none).
+  const std::vector<int64_t>& ack_us() const { return ack_us_; }
 
  private:
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<Generator*>(opaque);
+    const auto id = static_cast<int64_t>(reinterpret_cast<intptr_t>(m->_private));
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && id >= 0 && id < static_cast<int64_t>(self->ack_us_.size())) {
+      self->ack_us_[static_cast<size_t>(id)] = rd_kafka_message_latency(m);
+    }
+  }
+  std::vector<int64_t> ack_us_;
   KafkaHandle rk_;
 };
 
@@ -271,18 +299,19 @@ std::string Tail(const std::string& text, size_t lines) {
   return at == std::string::npos ? text : text.substr(at + 1);
 }
 
-// Phase 1: the daemon's sustained rate over a preloaded backlog.
+// For reference: the daemon alone draining a preloaded backlog, its rate
+// from the findings' CreateTimes (first to last), start-up excluded.
 double MeasureMax(const Options& o) {
   Setup setup({});
   {
-    Generator gen(setup.cluster->bootstrap_servers(), "5");
+    Generator gen(setup.cluster->bootstrap_servers(), "5", 0);
     EventMaker maker;
     // Event time: the last minute, in order, so nothing is late or in the future.
     const int64_t t0 = WallMicros() - 60 * kMicrosPerSecond;
     const int64_t step = std::max<int64_t>(1, 50 * kMicrosPerSecond / o.backlog);
     for (int64_t i = 0; i < o.backlog; ++i) {
       maker.Make(i, t0 + i * step);
-      gen.Send(maker.key(), maker.value());
+      gen.Send(-1, maker.key(), maker.value());
       if (i % 1024 == 0) gen.Poll();
     }
     gen.Flush();
@@ -302,50 +331,63 @@ double MeasureMax(const Options& o) {
   }
   const double span_s = static_cast<double>(reader.last_create_ms() - reader.first_create_ms()) / 1000.0;
   const double rate = static_cast<double>(o.backlog - 1) / span_s;
-  std::printf("max: %" PRId64 " events preloaded; daemon (--exit-when-idle) ran %.2f s wall including start-up "
-              "and group join (%.0f events/s);\n     first to last finding produced %.3f s: %.0f events/s sustained\n",
+  std::printf("backlog: %" PRId64 " events preloaded, no generator running; daemon (--exit-when-idle) ran %.2f s "
+              "wall including start-up and group join (%.0f events/s);\n         first to last finding produced %.3f s: "
+              "%.0f events/s\n",
               o.backlog, wall, static_cast<double>(o.backlog) / wall, span_s, rate);
   std::fflush(stdout);
   return rate;
 }
 
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return NAN;
-  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
-
-void PrintRow(const char* what, std::vector<double> v) {
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
-  std::printf("  %-8s ms: p50 %7.2f  p90 %7.2f  p99 %7.2f  p99.9 %7.2f  max %7.2f\n", what, Percentile(v, 50),
-              Percentile(v, 90), Percentile(v, 99), Percentile(v, 99.9), v.empty() ? NAN : v.back());
+  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
-// Phase 2: paced events at `rate` against a fresh daemon with `properties`.
-void MeasureLatency(const Options& o, double rate, const std::string& name, const KafkaProperties& properties) {
+void PrintRow(const char* what, const std::vector<double>& v) {
+  std::printf("  %-7s ms: p50 %8.2f  p90 %8.2f  p99 %8.2f  p99.9 %8.2f  max %8.2f\n", what, Percentile(v, 50),
+              Percentile(v, 90), Percentile(v, 99), Percentile(v, 99.9), Percentile(v, 100));
+}
+
+struct LatencyResult {
+  bool keeps_up = false;
+  double sent_rate = 0;
+};
+
+// Paced events at `rate` against a fresh daemon with `properties`. Prints
+// the distributions unless `quiet` (a probe of the maximum).
+LatencyResult MeasureLatency(const Options& o, double rate, double seconds, const std::string& name,
+                             const KafkaProperties& properties, bool quiet) {
   Setup setup(properties);
   const auto warm = static_cast<int64_t>(rate * o.warmup);
-  const auto total = warm + static_cast<int64_t>(rate * o.seconds);
+  const auto total = warm + static_cast<int64_t>(rate * seconds);
   FindingReader reader(setup.cluster->bootstrap_servers(), total);
   testing::ChildProcess daemon(DaemonArgs(o, setup.config, false), setup.dir.path() + "/daemon.log");
   if (!daemon.started()) Die("could not start " + o.binary);
   if (!daemon.WaitFor(R"(assigned (\d+) partition)", 60s)) Die("daemon not assigned:\n" + Tail(daemon.Output(), 20));
 
-  Generator gen(setup.cluster->bootstrap_servers(), "0");
+  Generator gen(setup.cluster->bootstrap_servers(), o.gen_linger_ms, total);
   EventMaker maker;
   std::vector<int64_t> sent_us(static_cast<size_t>(total));
-  const auto period = std::chrono::duration<double>(1.0 / rate);
+  // Send what is due, then sleep until the next is: one sleep per tick, not
+  // per event (at 100k events/s a sleep per event costs more than the event).
   const auto start = Steady::now();
-  for (int64_t i = 0; i < total; ++i) {
-    const auto due = start + std::chrono::duration_cast<Steady::duration>(period * static_cast<double>(i));
-    if (Steady::now() < due) {
-      gen.Poll();
-      std::this_thread::sleep_until(due);
+  const auto due = [&](int64_t i) {
+    return start + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(static_cast<double>(i) / rate));
+  };
+  for (int64_t i = 0; i < total;) {
+    const double elapsed = std::chrono::duration<double>(Steady::now() - start).count();
+    const int64_t upto = std::min(total, static_cast<int64_t>(elapsed * rate) + 1);
+    for (; i < upto; ++i) {
+      const int64_t now = WallMicros();
+      maker.Make(i, now);
+      sent_us[static_cast<size_t>(i)] = now;
+      gen.Send(i, maker.key(), maker.value());
     }
-    const int64_t now = WallMicros();
-    maker.Make(i, now);
-    sent_us[static_cast<size_t>(i)] = now;
-    gen.Send(maker.key(), maker.value());
+    gen.Poll();
+    if (i < total) std::this_thread::sleep_until(due(i));
   }
   const double send_s = std::chrono::duration<double>(Steady::now() - start).count();
   gen.Flush();
@@ -357,30 +399,73 @@ void MeasureLatency(const Options& o, double rate, const std::string& name, cons
   daemon.Signal(SIGTERM);
   const int code = daemon.Wait(60s);
 
-  std::vector<double> create, recv;
+  std::vector<double> ack, create, recv, q2, q4;
   int64_t missing = 0, no_create_time = 0;
+  const int64_t n = total - warm;
   for (int64_t i = warm; i < total; ++i) {
     const auto k = static_cast<size_t>(i);
+    if (gen.ack_us()[k] >= 0) ack.push_back(static_cast<double>(gen.ack_us()[k]) / 1000.0);
     if (reader.recv_us()[k] < 0) {
       ++missing;
       continue;
     }
-    recv.push_back(static_cast<double>(reader.recv_us()[k] - sent_us[k]) / 1000.0);
+    const double r = static_cast<double>(reader.recv_us()[k] - sent_us[k]) / 1000.0;
+    recv.push_back(r);
+    const int64_t quarter = (i - warm) * 4 / n;
+    if (quarter == 1) q2.push_back(r);
+    if (quarter == 3) q4.push_back(r);
     if (reader.create_ms()[k] < 0) ++no_create_time;
     else create.push_back(static_cast<double>(reader.create_ms()[k]) - static_cast<double>(sent_us[k]) / 1000.0);
   }
+  LatencyResult result;
+  result.sent_rate = static_cast<double>(total) / send_s;
+  // Keeping up: every finding came, the generator held the rate, and the
+  // latency did not grow from the second quarter of the run to the last.
+  const double q2_p50 = Percentile(q2, 50), q4_p50 = Percentile(q4, 50);
+  result.keeps_up = missing == 0 && code == 0 && result.sent_rate >= 0.97 * rate && q4_p50 <= 1.5 * q2_p50 + 20;
   std::string props;
   for (const auto& [k, v] : properties) Append(&props, props.empty() ? "" : ", ", k, "=", v);
-  std::printf("latency [%s] kafka.properties {%s}: %.0f events/s asked, %.0f sent (%" PRId64
-              " events in %.2f s, first %" PRId64 " = %.1f s warm-up not counted)\n",
-              name.c_str(), props.c_str(), rate, static_cast<double>(total) / send_s, total, send_s, warm, o.warmup);
-  std::printf("  measured %zu findings, %" PRId64 " missing, %" PRId64 " duplicates, %" PRId64
-              " without CreateTime; daemon exit %d\n",
-              recv.size(), missing, reader.duplicates(), no_create_time, code);
-  PrintRow("create", create);
-  PrintRow("recv", recv);
+  if (quiet) {
+    std::printf("  probe %7.0f events/s: sent %7.0f/s, %" PRId64 " missing, recv p50 %.1f ms (2nd quarter) -> %.1f ms "
+                "(last quarter), p99 %.1f ms: %s\n",
+                rate, result.sent_rate, missing, q2_p50, q4_p50, Percentile(recv, 99),
+                result.keeps_up ? "keeps up" : "falls behind");
+  } else {
+    std::printf("latency [%s] kafka.properties {%s}: %.0f events/s asked, %.0f sent (%" PRId64
+                " events in %.2f s, first %" PRId64 " = %.1f s warm-up not counted)\n",
+                name.c_str(), props.c_str(), rate, result.sent_rate, total, send_s, warm, o.warmup);
+    std::printf("  %zu findings measured, %" PRId64 " missing, %" PRId64 " duplicates, %" PRId64
+                " without CreateTime; daemon exit %d; %s (recv p50 %.1f ms in the 2nd quarter, %.1f in the last)\n",
+                recv.size(), missing, reader.duplicates(), no_create_time, code,
+                result.keeps_up ? "kept up" : "FELL BEHIND", q2_p50, q4_p50);
+    PrintRow("ack", ack);
+    PrintRow("create", create);
+    PrintRow("recv", recv);
+  }
   std::fflush(stdout);
   if (received < total || code != 0) std::fprintf(stderr, "%s\n", Tail(daemon.Output(), 15).c_str());
+  return result;
+}
+
+// The highest paced rate the whole rig keeps up with (generator, mock
+// cluster and daemon share the machine): doubling from --probe-from until a
+// probe falls behind, then bisecting.
+double FindMax(const Options& o) {
+  const auto& [name, props] = o.variants.front();
+  std::printf("max: stepping the paced rate, daemon variant [%s], %.0f s a probe\n", name.c_str(), o.probe_seconds);
+  double ok = 0, bad = 0;
+  for (double rate = o.probe_from; bad == 0 && rate <= 2e6; rate *= 2) {
+    if (MeasureLatency(o, rate, o.probe_seconds, name, props, true).keeps_up) ok = rate;
+    else bad = rate;
+  }
+  for (int step = 0; step < 3 && ok > 0 && bad > 0; ++step) {
+    const double mid = (ok + bad) / 2;
+    if (MeasureLatency(o, mid, o.probe_seconds, name, props, true).keeps_up) ok = mid;
+    else bad = mid;
+  }
+  if (ok == 0) Die("not even the first probe kept up; lower --probe-from");
+  std::printf("max: %.0f events/s kept up%s\n", ok, bad > 0 ? Cat(", ", static_cast<int64_t>(bad), " did not").c_str() : "");
+  return ok;
 }
 
 Options Parse(int argc, char** argv) {
@@ -397,6 +482,9 @@ Options Parse(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = std::atof(need(i).c_str());
     else if (a == "--backlog") o.backlog = std::atoll(need(i).c_str());
     else if (a == "--shards") o.shards = std::atoi(need(i).c_str());
+    else if (a == "--gen-linger-ms") o.gen_linger_ms = need(i);
+    else if (a == "--probe-from") o.probe_from = std::atof(need(i).c_str());
+    else if (a == "--probe-seconds") o.probe_seconds = std::atof(need(i).c_str());
     else if (a == "--variant") {
       // NAME[:k=v,k=v]
       const std::string text = need(i);
@@ -415,7 +503,7 @@ Options Parse(int argc, char** argv) {
     } else {
       Die(Cat("unknown argument ", a,
               "\nusage: latency_bench [--binary PATH] [--rate N] [--seconds S] [--warmup S] [--backlog N] "
-              "[--shards N] [--variant NAME:k=v,k=v]..."));
+              "[--shards N] [--gen-linger-ms MS] [--probe-from N] [--probe-seconds S] [--variant NAME:k=v,k=v]..."));
     }
   }
   if (o.variants.empty()) {
@@ -434,13 +522,16 @@ Options Parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const cxpulse::Options o = cxpulse::Parse(argc, argv);
-  std::printf("latency_bench: %s, shards %s, %u cores\n", o.binary.c_str(),
-              o.shards > 0 ? std::to_string(o.shards).c_str() : "default", std::thread::hardware_concurrency());
+  std::printf("latency_bench: %s, shards %s, %u cores, load generator linger.ms=%s\n", o.binary.c_str(),
+              o.shards > 0 ? std::to_string(o.shards).c_str() : "default", std::thread::hardware_concurrency(),
+              o.gen_linger_ms.c_str());
   double rate = o.rate;
   if (rate <= 0) {
-    rate = cxpulse::MeasureMax(o) / 2;
+    // For reference: the daemon alone draining a backlog (no generator running).
+    cxpulse::MeasureMax(o);
+    rate = cxpulse::FindMax(o) / 2;
     std::printf("half the maximum: %.0f events/s\n", rate);
   }
-  for (const auto& [name, props] : o.variants) cxpulse::MeasureLatency(o, rate, name, props);
+  for (const auto& [name, props] : o.variants) cxpulse::MeasureLatency(o, rate, o.seconds, name, props, false);
   return 0;
 }
