@@ -15,67 +15,11 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "support/counting_allocator.h"
 #include "daemon/event_decoder.h"
 #include "engine/engine.h"
 #include "gen/traffic_generator.h"
 
-namespace {
-
-std::atomic<long> allocations{0};
-
-void* Allocate(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-void* AllocateAligned(std::size_t size, std::align_val_t alignment) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto a = static_cast<std::size_t>(alignment);
-  return std::aligned_alloc(a, (size + a - 1) / a * a);
-}
-
-// Out of line, so GCC does not see free() meet operator new's pointer after
-// inlining and warn (-Wmismatched-new-delete): here they are one allocator.
-[[gnu::noinline]] void Release(void* p) noexcept { std::free(p); }
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (void* p = Allocate(size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  if (void* p = Allocate(size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return Allocate(size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return Allocate(size); }
-void* operator new(std::size_t size, std::align_val_t a) {
-  if (void* p = AllocateAligned(size, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size, std::align_val_t a) {
-  if (void* p = AllocateAligned(size, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return AllocateAligned(size, a);
-}
-void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return AllocateAligned(size, a);
-}
-void operator delete(void* p) noexcept { Release(p); }
-void operator delete[](void* p) noexcept { Release(p); }
-void operator delete(void* p, std::size_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t) noexcept { Release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { Release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { Release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { Release(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { Release(p); }
 
 namespace cxpulse {
 namespace {
@@ -108,11 +52,11 @@ void Escape(T* p) {
 }
 
 TEST(EngineAllocTest, TheCounterSeesAllocations) {
-  const long before = allocations.load();
+  const long before = ::cxpulse::testing::Allocations();
   auto* s = new std::string(1000, 'x');
   Escape(s);
   delete s;
-  EXPECT_GE(allocations.load() - before, 1);
+  EXPECT_GE(::cxpulse::testing::Allocations() - before, 1);
 }
 
 // The daemon's wall clock during live traffic is close to event time: each
@@ -232,7 +176,7 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
     long_strings += LongStrings(e);
   }
 
-  const long before = allocations.load();
+  const long before = ::cxpulse::testing::Allocations();
   size_t undecodable = 0;
   for (const std::string& w : measured_wire) {
     const cx::v1::InteractionEvent* decoded = decoder.Decode(w.data(), w.size());
@@ -242,7 +186,7 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
     }
     feed(*decoded);
   }
-  const long allocated = allocations.load() - before;
+  const long allocated = ::cxpulse::testing::Allocations() - before;
   EXPECT_EQ(undecodable, 0u);
 
   // The engine allocates nothing; decoding allocates only the buffers of

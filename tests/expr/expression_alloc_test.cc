@@ -14,63 +14,8 @@
 #include "common/time.h"
 #include "cx/v1/event.pb.h"
 #include "expr/expression.h"
+#include "support/counting_allocator.h"
 
-namespace {
-
-std::atomic<long> allocations{0};
-
-void* Allocate(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  return nullptr;
-}
-
-void* AllocateAligned(std::size_t size, std::align_val_t alignment) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto a = static_cast<std::size_t>(alignment);
-  return std::aligned_alloc(a, (size + a - 1) / a * a);
-}
-
-// Out of line, so GCC does not see free() meet operator new's pointer after
-// inlining and warn (-Wmismatched-new-delete): here they are one allocator.
-[[gnu::noinline]] void Release(void* p) noexcept { std::free(p); }
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (void* p = Allocate(size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  if (void* p = Allocate(size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return Allocate(size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return Allocate(size); }
-void* operator new(std::size_t size, std::align_val_t a) {
-  if (void* p = AllocateAligned(size, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size, std::align_val_t a) {
-  if (void* p = AllocateAligned(size, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return AllocateAligned(size, a);
-}
-void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return AllocateAligned(size, a);
-}
-void operator delete(void* p) noexcept { Release(p); }
-void operator delete[](void* p) noexcept { Release(p); }
-void operator delete(void* p, std::size_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t) noexcept { Release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { Release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { Release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
 
 namespace cxpulse::expr {
 namespace {
@@ -140,11 +85,11 @@ constexpr std::string_view kExpressions[] = {
 };
 
 TEST(ExpressionAllocTest, TheCounterSeesAllocations) {
-  const long before = allocations.load();
+  const long before = ::cxpulse::testing::Allocations();
   auto* s = new std::string(1000, 'x');
   Escape(s);
   delete s;
-  EXPECT_GE(allocations.load() - before, 1);
+  EXPECT_GE(::cxpulse::testing::Allocations() - before, 1);
 }
 
 TEST(ExpressionAllocTest, EvaluateDoesNotAllocateOnceWarm) {
@@ -174,13 +119,13 @@ TEST(ExpressionAllocTest, EvaluateDoesNotAllocateOnceWarm) {
   const auto expected = evaluate_all();  // warm-up: scratch buffers reach their size
 
   constexpr int kRounds = 100'000;
-  const long before = allocations.load();
+  const long before = ::cxpulse::testing::Allocations();
   long mismatches = 0;
   for (int round = 0; round < kRounds; ++round) {
     const auto got = evaluate_all();
     mismatches += got != expected;
   }
-  const long allocated = allocations.load() - before;
+  const long allocated = ::cxpulse::testing::Allocations() - before;
 
   EXPECT_EQ(allocated, 0) << "allocations in " << kRounds << " rounds of evaluation";
   EXPECT_EQ(mismatches, 0);

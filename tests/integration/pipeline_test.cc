@@ -176,14 +176,9 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
   EXPECT_EQ(dead[2].headers.at("cxpulse.source"), "cx.interactions/0@9");
 
   // Offsets were committed through the last record: a restart re-reads nothing.
-  auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}, {"group.id", "it"}});
-  ASSERT_TRUE(conf.ok());
-  auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
-  ASSERT_TRUE(probe.ok());
-  PartitionList list(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(list.get(), "cx.interactions", 0);
-  ASSERT_EQ(rd_kafka_committed(probe->get(), list.get(), 10'000), RD_KAFKA_RESP_ERR_NO_ERROR);
-  EXPECT_EQ(list->elems[0].offset, 11);
+  const auto committed = testing::CommittedOffsets(cluster_->bootstrap_servers(), "it", "cx.interactions", 1);
+  ASSERT_EQ(committed.size(), 1u);
+  EXPECT_EQ(committed[0], 11);
 }
 
 TEST_F(PipelineTest, FindingsThatCannotBeDeliveredStopTheDaemonWithoutCommitting) {
@@ -202,14 +197,9 @@ TEST_F(PipelineTest, FindingsThatCannotBeDeliveredStopTheDaemonWithoutCommitting
   EXPECT_NE(daemon.Output().find("input offsets not committed"), std::string::npos) << daemon.Output();
 
   // Nothing was committed, so a restart would read the three events again.
-  auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}, {"group.id", "it"}});
-  ASSERT_TRUE(conf.ok());
-  auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
-  ASSERT_TRUE(probe.ok());
-  PartitionList list(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(list.get(), "cx.interactions", 0);
-  ASSERT_EQ(rd_kafka_committed(probe->get(), list.get(), 10'000), RD_KAFKA_RESP_ERR_NO_ERROR);
-  EXPECT_LT(list->elems[0].offset, 3);
+  const auto committed = testing::CommittedOffsets(cluster_->bootstrap_servers(), "it", "cx.interactions", 1);
+  ASSERT_EQ(committed.size(), 1u);
+  EXPECT_LT(committed[0], 3);
 }
 
 TEST_F(PipelineTest, InvalidRulesAreRefusedAtStartWithTheirPosition) {

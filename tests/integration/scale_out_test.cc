@@ -96,15 +96,10 @@ class GroupTest : public ::testing::Test {
   }
   // Offsets the group has committed, summed over partitions.
   int64_t Committed() {
-    auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}, {"group.id", "scale"}});
-    if (!conf.ok()) return -1;
-    auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
-    if (!probe.ok()) return -1;
-    PartitionList list(rd_kafka_topic_partition_list_new(kPartitions));
-    for (int p = 0; p < kPartitions; ++p) rd_kafka_topic_partition_list_add(list.get(), "cx.interactions", p);
-    if (rd_kafka_committed(probe->get(), list.get(), 10'000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    const auto offsets = testing::CommittedOffsets(cluster_->bootstrap_servers(), "scale", "cx.interactions", kPartitions);
+    if (offsets.empty()) return -1;
     int64_t committed = 0;
-    for (int p = 0; p < kPartitions; ++p) committed += std::max<int64_t>(0, list->elems[p].offset);
+    for (int64_t o : offsets) committed += std::max<int64_t>(0, o);
     return committed;
   }
   bool WaitForCommitted(int64_t want) {
@@ -232,22 +227,21 @@ TEST_F(GroupTest, ExitWhenIdleStopsOnceEveryPartitionIsAtItsEnd) {
   EXPECT_EQ(run.Wait(60s), 0) << run.Output();
   EXPECT_NE(run.Output().find("every assigned partition is at its end"), std::string::npos) << run.Output();
   // Everything was committed: each partition's committed offset is its end.
-  auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}, {"group.id", "scale"}});
+  const auto offsets = testing::CommittedOffsets(cluster_->bootstrap_servers(), "scale", "cx.interactions", kPartitions);
+  ASSERT_EQ(offsets.size(), static_cast<size_t>(kPartitions));
+  auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}});
   ASSERT_TRUE(conf.ok());
   auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
   ASSERT_TRUE(probe.ok());
-  PartitionList list(rd_kafka_topic_partition_list_new(kPartitions));
-  for (int p = 0; p < kPartitions; ++p) rd_kafka_topic_partition_list_add(list.get(), "cx.interactions", p);
-  ASSERT_EQ(rd_kafka_committed(probe->get(), list.get(), 10'000), RD_KAFKA_RESP_ERR_NO_ERROR);
   int64_t committed = 0;
   for (int p = 0; p < kPartitions; ++p) {
     int64_t low = 0, high = 0;
     ASSERT_EQ(rd_kafka_query_watermark_offsets(probe->get(), "cx.interactions", p, &low, &high, 10'000),
               RD_KAFKA_RESP_ERR_NO_ERROR);
     if (high > 0) {
-      EXPECT_EQ(list->elems[p].offset, high) << "partition " << p;
+      EXPECT_EQ(offsets[static_cast<size_t>(p)], high) << "partition " << p;
     }
-    committed += std::max<int64_t>(0, list->elems[p].offset);
+    committed += std::max<int64_t>(0, offsets[static_cast<size_t>(p)]);
   }
   EXPECT_EQ(committed, 4 * kCustomers);
   EXPECT_EQ(testing::ReadTopic(cluster_->bootstrap_servers(), "cx.findings", 1).size(), static_cast<size_t>(kCustomers));

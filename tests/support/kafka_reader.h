@@ -59,4 +59,20 @@ inline std::vector<Record> ReadTopic(const std::string& bootstrap, const std::st
   return out;
 }
 
+// The offsets `group` has committed for partitions 0..partitions-1 of
+// `topic` (negative: none), or an empty vector if the broker did not answer.
+inline std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
+                                             const std::string& topic, int partitions) {
+  auto conf = NewKafkaConf({{"bootstrap.servers", bootstrap}, {"group.id", group}});
+  if (!conf.ok()) return {};
+  auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
+  if (!probe.ok()) return {};
+  PartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  if (rd_kafka_committed(probe->get(), list.get(), 10'000) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  std::vector<int64_t> out;
+  for (int p = 0; p < partitions; ++p) out.push_back(list->elems[p].offset);
+  return out;
+}
+
 }  // namespace cxpulse::testing
