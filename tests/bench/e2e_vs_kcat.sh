@@ -14,6 +14,8 @@
 #   RUN_ARGS=          extra arguments for `cxpulse run`, e.g. "--shards 2"
 #   RUN_TIMEOUT=900    seconds before the daemon run counts as hung
 #   SKIP_DAEMON=1      stop after kcat (produce and kcat only)
+#   PERF_DATA=FILE     profile the whole machine while the daemon runs:
+#                      perf record -a -g -o FILE (timings then include perf's overhead)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -94,8 +96,10 @@ engine:
   idle_partition_timeout: 24h
 EOF
 run_code=0
+perf_prefix=()
+[[ -n ${PERF_DATA:-} ]] && perf_prefix=(perf record -a -g -o "$PERF_DATA" --)
 /usr/bin/time -f '%e %M' -o "$work/run.time" \
-  timeout "$run_timeout" "$cxpulse" run --config "$work/cxpulse.yaml" --exit-when-idle "${run_args[@]}" \
+  timeout "$run_timeout" "${perf_prefix[@]}" "$cxpulse" run --config "$work/cxpulse.yaml" --exit-when-idle "${run_args[@]}" \
   >"$work/run.log" 2>&1 || run_code=$?
 if [[ $run_code -ne 0 ]]; then
   tail -n 20 "$work/run.log" >&2
