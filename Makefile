@@ -1,9 +1,23 @@
 # The two commands: `make demo` and `make test`. Both install what is missing first.
+# `make test` runs every test on the normal build. `make test-asan` and
+# `make test-tsan` run the threaded and unit tests again under ASan+UBSan
+# (build-asan/) and TSan (build-tsan/); they join `make test` once a clean
+# clone has shown them green within CI's time.
 BUILD ?= build
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: deps build demo test clean
+# What the sanitizer builds build, and so run: every ctest test carries the
+# label of the target it needs (tests/CMakeLists.txt). The daemon's threads run
+# under the sanitizer because the integration tests start the sanitized
+# `cxpulse`. Not here: the allocation tests and benchmarks (not built with a
+# sanitizer) and gen_command_test (the generator CLI, no daemon threads).
+SANITIZER_TARGETS := cxpulse unit_tests spsc_ring_test pipeline_test reload_test scale_out_test rule_commands_test
+empty :=
+space := $(empty) $(empty)
+SANITIZER_LABELS := ^($(subst $(space),|,$(SANITIZER_TARGETS)))$$
+
+.PHONY: deps build demo test test-asan test-tsan clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -20,5 +34,17 @@ demo: build
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
+build-asan/CMakeCache.txt:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXPULSE_SANITIZE=address
+
+build-tsan/CMakeCache.txt:
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXPULSE_SANITIZE=thread
+
+# The sanitizer options (halt on the first report, suppressions) are set on
+# each test by CMake, so a plain `ctest --test-dir build-tsan` uses them too.
+test-asan test-tsan: test-%: deps build-%/CMakeCache.txt
+	cmake --build build-$* -j$(JOBS) --target $(SANITIZER_TARGETS)
+	ctest --test-dir build-$* --output-on-failure -j$(JOBS) -L '$(SANITIZER_LABELS)'
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-tsan
