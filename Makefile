@@ -1,8 +1,7 @@
 # The two commands: `make demo` and `make test`. Both install what is missing first.
-# `make test` runs every test on the normal build. `make test-asan` and
-# `make test-tsan` run the threaded and unit tests again under ASan+UBSan
-# (build-asan/) and TSan (build-tsan/); they join `make test` once a clean
-# clone has shown them green within CI's time.
+# `make test` runs every test on the normal build, then the threaded and unit
+# tests again under ASan+UBSan (build-asan/, `make test-asan`) and TSan
+# (build-tsan/, `make test-tsan`).
 BUILD ?= build
 JOBS ?= 2
 ARGS ?=
@@ -33,6 +32,8 @@ demo: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-tsan
 
 build-asan/CMakeCache.txt:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXPULSE_SANITIZE=address

@@ -1,15 +1,34 @@
-// EventDecoder: decodes input records into an InteractionEvent on a protobuf
-// arena whose first block is preallocated, and resets it for each record.
-// Decoding into one reused heap message is not enough: protobuf frees and
-// re-allocates the `body` oneof (and its timestamps) whenever the event type
-// changes, which is almost every event. On the arena, steady state takes no
-// memory from the heap (tests/engine/engine_alloc_test.cc). One per shard;
-// not thread-safe.
+// EventDecoder: decodes input records into one reused InteractionEvent and,
+// in steady state, takes nothing from the heap.
+//
+// Why not the obvious ways (both measured by tests/engine/engine_alloc_test.cc):
+// - A protobuf arena, reset per record, frees every string with it; protobuf
+//   3.21 keeps arena strings as std::string, so each string longer than the
+//   15-byte inline buffer (survey comments, complaint text) took one heap
+//   allocation per record.
+// - One reused heap message keeps its strings' buffers across Clear(), but
+//   Clear() deletes every sub-message (occurred_at, the body oneof and the
+//   Timestamps and Durations inside it), and the event type changes almost
+//   every record.
+//
+// So: a reused heap message, whose sub-messages are taken out before Clear()
+// and parked, one per field, cleared but with their own strings' buffers.
+// Before parsing, a pass over the record's wire bytes finds which
+// sub-message fields it carries and puts exactly those parked objects back;
+// protobuf's own parser then merges into them. Field presence is therefore
+// exactly the record's, and the parser still does all validation.
+//
+// What can still allocate: a string longer than any the field held before
+// (its buffer grows, then is reused); a sub-message field seen for the first
+// time; `attributes` map entries (protobuf's Map frees its nodes on Clear()),
+// and unknown fields. One per shard; not thread-safe.
 #pragma once
 
-#include <google/protobuf/arena.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -19,31 +38,64 @@ namespace cxpulse {
 
 class EventDecoder {
  public:
-  // Room for any realistic event; a larger one makes the arena take one
-  // more block from the heap, returned at the next record.
-  static constexpr size_t kBlockSize = 256 * 1024;
-
-  EventDecoder() : block_(kBlockSize), arena_(Options(block_)) {}
+  EventDecoder();
   EventDecoder(const EventDecoder&) = delete;
   EventDecoder& operator=(const EventDecoder&) = delete;
 
   // The decoded event, valid until the next call; null if it does not decode.
-  const cx::v1::InteractionEvent* Decode(const void* data, size_t size) {
-    arena_.Reset();
-    auto* event = google::protobuf::Arena::CreateMessage<cx::v1::InteractionEvent>(&arena_);
-    return event->ParseFromArray(data, static_cast<int>(size)) ? event : nullptr;
-  }
+  const cx::v1::InteractionEvent* Decode(const void* data, size_t size);
 
  private:
-  static google::protobuf::ArenaOptions Options(std::vector<char>& block) {
-    google::protobuf::ArenaOptions o;
-    o.initial_block = block.data();
-    o.initial_block_size = block.size();
-    return o;
-  }
+  // One singular sub-message field of a message type, and where its parked
+  // object lives.
+  struct SubField {
+    const google::protobuf::FieldDescriptor* field;
+    // Of the message holding the field: looked up once, as GetReflection()
+    // goes through a std::call_once (a thread-local lookup) on every call.
+    const google::protobuf::Reflection* reflection;
+    size_t slot;      // index into parked_
+    size_t plan;      // index into plans_ of the field's message type
+    int oneof = -1;   // index into oneof_stamp_ if the field is a oneof member
+  };
+  // A message type's sub-message fields, findable by field number.
+  struct Plan {
+    std::vector<SubField> fields;
+    std::vector<int> by_number;  // field number -> index into fields, or -1
+    const SubField* Find(uint64_t number) const {
+      if (number >= by_number.size() || by_number[number] < 0) return nullptr;
+      return &fields[static_cast<size_t>(by_number[number])];
+    }
+  };
+  struct Installed {
+    google::protobuf::Message* parent;
+    const SubField* sub;
+  };
 
-  std::vector<char> block_;  // before arena_: the arena is built on it
-  google::protobuf::Arena arena_;
+  size_t BuildPlan(const google::protobuf::Descriptor* type, int depth);
+  // Puts parked sub-messages back into `message` for the sub-message fields
+  // its wire bytes [p, end) carry. Malformed bytes stop it early; the parser
+  // then reports them.
+  void Install(google::protobuf::Message* message, const Plan& plan, const uint8_t* p, const uint8_t* end,
+               int depth);
+  // Takes back what Install put in, children first, and clears it.
+  void ParkInstalled();
+  // The general way, for a record whose sub-messages Install could not
+  // track: takes every sub-message out of `message`, recursively.
+  void ParkAll(google::protobuf::Message* message, const Plan& plan);
+  void Park(google::protobuf::Message* parent, const SubField& s);
+
+  std::vector<Plan> plans_;  // plans_[0]: InteractionEvent
+  std::vector<std::unique_ptr<google::protobuf::Message>> parked_;  // one per slot, made up front
+  // What Install put into the current record, in order.
+  std::vector<Installed> installed_;
+  // Whether installed_ is all the record holds: false when the record named
+  // two members of one oneof (the parser deletes the one put back first).
+  bool tracked_ = true;
+  // Per slot and per oneof, the record that last used it (dedupes repeated fields).
+  std::vector<uint64_t> slot_stamp_;
+  std::vector<uint64_t> oneof_stamp_;
+  uint64_t record_ = 0;
+  cx::v1::InteractionEvent event_;
 };
 
 }  // namespace cxpulse

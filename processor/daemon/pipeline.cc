@@ -157,7 +157,7 @@ void Pipeline::Reload(std::shared_ptr<const RuleSet> rules) {
     auto copy = std::make_shared<const RuleSet>(*rules);
     ShardCommand c{ShardCommand::Kind::kRules, -1, ++next_seq_, copy, stats_[i].For(*copy)};
     seqs[i] = c.seq;
-    while (!shards_[i]->Post(c)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (!shards_[i]->Post(std::move(c))) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     rd_kafka_queue_yield(shards_[i]->queue());
   }
   for (size_t i = 0; i < shards_.size(); ++i) {
@@ -186,7 +186,8 @@ void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& 
   std::vector<uint64_t> last(shards_.size(), 0);
   for (int32_t p : partitions) {
     const uint64_t seq = ++next_seq_;
-    while (!Owner(p).Post(ShardCommand{kind, p, seq, nullptr, {}})) {
+    ShardCommand c{kind, p, seq, nullptr, {}};
+    while (!Owner(p).Post(std::move(c))) {
       rd_kafka_queue_yield(Owner(p).queue());
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

@@ -84,8 +84,9 @@ class Shard {
   // Asks the thread to drain (finish the batch, flush, publish offsets) and joins it.
   void Stop();
 
-  // Control thread: queue a command; false if the ring is full.
-  [[nodiscard]] bool Post(ShardCommand command) { return commands_.TryPush(std::move(command)); }
+  // Control thread: queue a command; false if the ring is full, and then
+  // `command` is untouched, ready for the next attempt.
+  [[nodiscard]] bool Post(ShardCommand&& command) { return commands_.TryPush(std::move(command)); }
   uint64_t acked() const { return acked_.load(std::memory_order_acquire); }
   // The queue its partitions are forwarded into.
   rd_kafka_queue_t* queue() const { return queue_.get(); }

@@ -28,8 +28,9 @@ class SpscRing {
   SpscRing(const SpscRing&) = delete;
   SpscRing& operator=(const SpscRing&) = delete;
 
-  // Producer thread only. False when full: the caller decides to wait or drop.
-  [[nodiscard]] bool TryPush(T value) {
+  // Producer thread only. False when full, and then `value` is left as it
+  // was, so the caller can retry with the same object or drop it.
+  [[nodiscard]] bool TryPush(T&& value) {
     const size_t tail = tail_.load(std::memory_order_relaxed);
     const size_t next = tail + 1 == slots_.size() ? 0 : tail + 1;
     if (next == head_cache_) {

@@ -1,8 +1,9 @@
 // Engine throughput on one core: the shipped rule pack over generated
 // contact-centre traffic from over 1M distinct customers (8M events).
 //   BM_Engine:           pre-decoded events (the engine alone)
-//   BM_DecodeAndEngine:  serialized protobuf, decoded into one reused message, then the engine
-//   BM_DecodeOnly:       decoding alone, the reference for the two above
+//   BM_DecodeAndEngine:  serialized protobuf, decoded as a shard does (EventDecoder), then the engine
+//   BM_EventDecoder:     the shard's decoding alone
+//   BM_DecodeOnly:       plain protobuf decoding into one reused message, the reference for the others
 // CXPULSE_BENCH_EVENTS sets the corpus size (default 3M events).
 // Run: CXPULSE_BENCH_EVENTS=8000000 build/tests/engine_bench --benchmark_min_time=5
 #include <benchmark/benchmark.h>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "daemon/event_decoder.h"
 #include "engine/engine.h"
 #include "gen/traffic_generator.h"
 
@@ -101,7 +103,7 @@ void BM_DecodeAndEngine(benchmark::State& state) {
   std::optional<Engine> engine;
   engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
   const Micros wall = ToMicros(c.events.front().occurred_at());
-  cx::v1::InteractionEvent event;
+  EventDecoder decoder;
   size_t i = 0, processed = 0;
   for (auto _ : state) {
     if (i == c.wire.size()) {
@@ -110,8 +112,9 @@ void BM_DecodeAndEngine(benchmark::State& state) {
       i = 0;
       state.ResumeTiming();
     }
-    if (!event.ParseFromString(c.wire[i])) state.SkipWithError("decode failed");
-    benchmark::DoNotOptimize(engine->Process(c.partitions[i], event, wall));
+    const cx::v1::InteractionEvent* event = decoder.Decode(c.wire[i].data(), c.wire[i].size());
+    if (event == nullptr) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(engine->Process(c.partitions[i], *event, wall));
     ++i;
     ++processed;
   }
@@ -119,7 +122,23 @@ void BM_DecodeAndEngine(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeAndEngine)->Unit(benchmark::kNanosecond);
 
-// The reference the other two are read against, measured in the same run:
+void BM_EventDecoder(benchmark::State& state) {
+  const Corpus& c = TheCorpus();
+  EventDecoder decoder;
+  size_t i = 0, processed = 0;
+  for (auto _ : state) {
+    if (i == c.wire.size()) i = 0;
+    const cx::v1::InteractionEvent* event = decoder.Decode(c.wire[i].data(), c.wire[i].size());
+    if (event == nullptr) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(event);
+    ++i;
+    ++processed;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(processed));
+}
+BENCHMARK(BM_EventDecoder)->Unit(benchmark::kNanosecond);
+
+// The reference the others are read against, measured in the same run:
 // protobuf decoding alone, the least any consumer of this topic must do.
 void BM_DecodeOnly(benchmark::State& state) {
   const Corpus& c = TheCorpus();

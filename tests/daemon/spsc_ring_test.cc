@@ -36,9 +36,10 @@ TEST(SpscRingTest, OneProducerOneConsumerKeepOrderAndLoseNothing) {
   SpscRing<Item> ring(64);
   std::thread producer([&ring] {
     for (uint64_t i = 0; i < kItems; ++i) {
-      // TryPush takes its argument by value: a refused push has consumed it,
-      // so each attempt gets a fresh item (as Pipeline::PostAndWait does).
-      while (!ring.TryPush(MakeItem(i))) std::this_thread::yield();
+      // A refused push leaves the item as it was: each retry pushes the same
+      // object (as Pipeline does), and the consumer checks it arrives whole.
+      Item item = MakeItem(i);
+      while (!ring.TryPush(std::move(item))) std::this_thread::yield();
     }
   });
 
@@ -61,6 +62,17 @@ TEST(SpscRingTest, OneProducerOneConsumerKeepOrderAndLoseNothing) {
   producer.join();
   EXPECT_EQ(bad, 0u);
   EXPECT_FALSE(ring.TryPop().has_value()) << "more items than were pushed";
+}
+
+TEST(SpscRingTest, ARefusedPushLeavesTheValueForTheRetry) {
+  SpscRing<std::unique_ptr<int>> ring(1);
+  EXPECT_TRUE(ring.TryPush(std::make_unique<int>(1)));
+  auto second = std::make_unique<int>(2);
+  EXPECT_FALSE(ring.TryPush(std::move(second)));
+  ASSERT_NE(second, nullptr) << "a refused push consumed the value";
+  EXPECT_EQ(**ring.TryPop(), 1);
+  EXPECT_TRUE(ring.TryPush(std::move(second)));
+  EXPECT_EQ(**ring.TryPop(), 2);
 }
 
 TEST(SpscRingTest, FullAndEmptyAtCapacity) {

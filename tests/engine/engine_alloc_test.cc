@@ -73,32 +73,6 @@ struct Feeder {
   }
 };
 
-// Strings longer than std::string's inline buffer (15 bytes) in a message:
-// protobuf 3.21 keeps arena strings as std::string, whose buffer comes from
-// the heap past that size, so decoding allocates exactly once for each.
-size_t LongStrings(const google::protobuf::Message& m) {
-  size_t n = 0;
-  const auto* r = m.GetReflection();
-  std::vector<const google::protobuf::FieldDescriptor*> fields;
-  r->ListFields(m, &fields);
-  for (const auto* f : fields) {
-    if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
-      if (f->is_repeated()) {
-        for (int i = 0; i < r->FieldSize(m, f); ++i) n += r->GetRepeatedString(m, f, i).size() > 15;
-      } else {
-        n += r->GetString(m, f).size() > 15;
-      }
-    } else if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (f->is_repeated()) {
-        for (int i = 0; i < r->FieldSize(m, f); ++i) n += LongStrings(r->GetRepeatedMessage(m, f, i));
-      } else {
-        n += LongStrings(r->GetMessage(m, f));
-      }
-    }
-  }
-  return n;
-}
-
 // As a shard does: every event arrives serialized and is decoded into one
 // reused message, so decoding is part of what must not allocate.
 TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsIncluded) {
@@ -170,10 +144,10 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   const std::vector<uint64_t> per_rule_before = sink.per_rule;
 
   std::vector<std::string> measured_wire;
-  size_t long_strings = 0;
+  size_t long_strings = 0;  // free text: survey comments, complaints
   for (const auto& e : measured) {
     measured_wire.push_back(e.SerializeAsString());
-    long_strings += LongStrings(e);
+    long_strings += e.survey().comment().size() > 15 || e.complaint().text().size() > 15;
   }
 
   const long before = ::cxpulse::testing::Allocations();
@@ -189,11 +163,11 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   const long allocated = ::cxpulse::testing::Allocations() - before;
   EXPECT_EQ(undecodable, 0u);
 
-  // The engine allocates nothing; decoding allocates only the buffers of
-  // strings longer than 15 bytes (free text: survey comments, complaints).
-  EXPECT_EQ(static_cast<size_t>(allocated), long_strings)
-      << "allocations over " << kMeasured << " events after " << warm_events << " events of warm-up";
-  EXPECT_LT(long_strings, kMeasured / 10);  // free text is the exception, not the rule
+  EXPECT_EQ(allocated, 0) << "allocations over " << kMeasured << " events after " << warm_events
+                          << " events of warm-up";
+  // Strings past std::string's 15-byte inline buffer were decoded (they
+  // allocated once per record with the per-record arena used before).
+  EXPECT_GT(long_strings, 0u);
   EXPECT_EQ(feed.late, 0u);
   EXPECT_GT(warm_findings, 0u);
 
@@ -213,8 +187,8 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   const int ping_pong = rules->IndexOf("transfer_ping_pong");
   ASSERT_GE(ping_pong, 0);
   EXPECT_GT(engine.Stats(ping_pong).evaluations.load(), 0u);
-  std::printf("measured window (%zu events after %zu of warm-up): %llu findings, %ld allocations = %zu strings "
-              "over 15 bytes decoded\n%s",
+  std::printf("measured window (%zu events after %zu of warm-up): %llu findings, %ld allocations, %zu events "
+              "with free text over 15 bytes\n%s",
               kMeasured, warm_events, static_cast<unsigned long long>(window_findings), allocated, long_strings,
               report.c_str());
 }

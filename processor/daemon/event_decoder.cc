@@ -1,0 +1,152 @@
+#include "daemon/event_decoder.h"
+
+#include <map>
+
+namespace cxpulse {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+// Deeper than any schema of ours; bounds the recursion on hostile input.
+constexpr int kMaxDepth = 16;
+// Field numbers up to this are found by table; a larger one is simply not
+// put back (the parser creates it, which is correct, only not free).
+constexpr int kMaxTableNumber = 1024;
+
+bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* value) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const uint8_t b = *p++;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *value = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+Message* New(const FieldDescriptor* f) {
+  return google::protobuf::MessageFactory::generated_factory()->GetPrototype(f->message_type())->New();
+}
+
+}  // namespace
+
+EventDecoder::EventDecoder() {
+  BuildPlan(cx::v1::InteractionEvent::descriptor(), 0);
+  installed_.reserve(parked_.size());
+  slot_stamp_.assign(parked_.size(), 0);
+}
+
+size_t EventDecoder::BuildPlan(const Descriptor* type, int depth) {
+  const size_t index = plans_.size();
+  plans_.emplace_back();
+  if (depth >= kMaxDepth) return index;
+  Plan plan;
+  std::map<const google::protobuf::OneofDescriptor*, int> oneofs;
+  for (int i = 0; i < type->field_count(); ++i) {
+    const FieldDescriptor* f = type->field(i);
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated() || f->number() > kMaxTableNumber) {
+      continue;
+    }
+    SubField s{f, google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->GetReflection(),
+               parked_.size(), 0};
+    parked_.emplace_back(New(f));
+    if (const auto* oneof = f->real_containing_oneof(); oneof != nullptr) {
+      auto [it, added] = oneofs.emplace(oneof, static_cast<int>(oneof_stamp_.size()));
+      if (added) oneof_stamp_.push_back(0);
+      s.oneof = it->second;
+    }
+    s.plan = BuildPlan(f->message_type(), depth + 1);
+    plan.fields.push_back(s);
+    if (plan.by_number.size() <= static_cast<size_t>(f->number())) plan.by_number.resize(f->number() + 1, -1);
+    plan.by_number[static_cast<size_t>(f->number())] = static_cast<int>(plan.fields.size() - 1);
+  }
+  plans_[index] = std::move(plan);
+  return index;
+}
+
+void EventDecoder::Install(Message* message, const Plan& plan, const uint8_t* p, const uint8_t* end, int depth) {
+  if (plan.fields.empty() || depth >= kMaxDepth) return;
+  while (p < end) {
+    uint64_t tag = 0;
+    if (!ReadVarint(p, end, &tag)) return;
+    uint64_t skip = 0;
+    switch (tag & 7) {
+      case 0:
+        if (!ReadVarint(p, end, &skip)) return;
+        continue;
+      case 1: skip = 8; break;
+      case 5: skip = 4; break;
+      case 2: {
+        if (!ReadVarint(p, end, &skip) || skip > static_cast<uint64_t>(end - p)) return;
+        const SubField* s = plan.Find(tag >> 3);
+        // A field seen again in the record merges into the object already there.
+        if (s == nullptr || slot_stamp_[s->slot] == record_) break;
+        if (s->oneof >= 0 && oneof_stamp_[static_cast<size_t>(s->oneof)] == record_) {
+          tracked_ = false;  // a second member of a oneof: the parser replaces the first
+          break;
+        }
+        slot_stamp_[s->slot] = record_;
+        if (s->oneof >= 0) oneof_stamp_[static_cast<size_t>(s->oneof)] = record_;
+        Message* sub = parked_[s->slot].release();
+        s->reflection->UnsafeArenaSetAllocatedMessage(message, sub, s->field);
+        installed_.push_back({message, s});
+        Install(sub, plans_[s->plan], p, p + skip, depth + 1);
+        break;
+      }
+      default: return;  // groups are not in our schema; the parser decides
+    }
+    if (skip > static_cast<uint64_t>(end - p)) return;
+    p += skip;
+  }
+}
+
+void EventDecoder::Park(Message* parent, const SubField& s) {
+  Message* sub = s.reflection->UnsafeArenaReleaseMessage(parent, s.field);
+  if (sub == nullptr) return;
+  sub->Clear();  // keeps its strings' buffers; its own sub-messages are parked already
+  parked_[s.slot].reset(sub);
+}
+
+void EventDecoder::ParkInstalled() {
+  for (auto it = installed_.rbegin(); it != installed_.rend(); ++it) Park(it->parent, *it->sub);
+}
+
+void EventDecoder::ParkAll(Message* message, const Plan& plan) {
+  const auto* reflection = message->GetReflection();
+  for (const SubField& s : plan.fields) {
+    if (!reflection->HasField(*message, s.field)) continue;
+    ParkAll(reflection->MutableMessage(message, s.field), plans_[s.plan]);
+    Park(message, s);
+  }
+}
+
+const cx::v1::InteractionEvent* EventDecoder::Decode(const void* data, size_t size) {
+  if (tracked_) {
+    ParkInstalled();
+  } else {
+    ParkAll(&event_, plans_[0]);
+    // The parser deleted the oneof member put back first, and whatever was
+    // put back inside it: make their slots whole again.
+    for (const Plan& plan : plans_) {
+      for (const SubField& s : plan.fields) {
+        if (parked_[s.slot] == nullptr) parked_[s.slot].reset(New(s.field));
+      }
+    }
+  }
+  event_.Clear();
+  installed_.clear();
+  tracked_ = true;
+  ++record_;
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  Install(&event_, plans_[0], bytes, bytes + size, 0);
+  // ParseFromArray without its Clear(), which would delete what Install put back.
+  const bool ok = event_.ParseFrom<google::protobuf::MessageLite::kMerge>(
+      google::protobuf::StringPiece(static_cast<const char*>(data), size));
+  return ok ? &event_ : nullptr;
+}
+
+}  // namespace cxpulse
