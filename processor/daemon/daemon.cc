@@ -127,8 +127,9 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   });
   admin.Handle("GET", "/healthz", [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; });
   admin.Handle("GET", "/readyz", [&pipeline] {
-    return pipeline.assigned() ? HttpResponse{200, "text/plain; charset=utf-8", "ready\n"}
-                               : HttpResponse{503, "text/plain; charset=utf-8", "waiting for partition assignment\n"};
+    const absl::Status ready = pipeline.Readiness();
+    return ready.ok() ? HttpResponse{200, "text/plain; charset=utf-8", "ready\n"}
+                      : HttpResponse{503, "text/plain; charset=utf-8", Cat("not ready: ", Message(ready), "\n")};
   });
   if (absl::Status s = admin.Listen(config.admin_address); !s.ok()) {
     spdlog::error("{}", Message(s));

@@ -19,11 +19,13 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->config_ = config;
   p->metrics_ = metrics;
+  p->clock_ = clock;
   p->committed_.assign(kMaxPartitions, -1);
   for (int32_t i = 0; i < kMaxPartitions; ++i) {
     p->offsets_.committable[i].store(-1, std::memory_order_relaxed);
     p->offsets_.processed[i].store(-1, std::memory_order_relaxed);
     p->offsets_.at_end[i].store(false, std::memory_order_relaxed);
+    p->offsets_.watermark[i].store(Watermark::kNone, std::memory_order_relaxed);
   }
 
   KafkaProperties props = {{"bootstrap.servers", bootstrap},
@@ -175,6 +177,7 @@ Pipeline::RuleTotals Pipeline::Totals(const std::string& rule) const {
     auto it = table.by_name.find(rule);
     if (it == table.by_name.end()) continue;
     t.evaluations += it->second->evaluations.load(std::memory_order_relaxed);
+    t.evaluation_seconds += static_cast<double>(it->second->evaluation_nanos.load(std::memory_order_relaxed)) / 1e9;
     t.findings += it->second->findings.load(std::memory_order_relaxed);
     t.key_limit_hits += it->second->key_limit_hits.load(std::memory_order_relaxed);
     t.keys += it->second->keys.load(std::memory_order_relaxed);
@@ -242,6 +245,15 @@ void Pipeline::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_par
   }
 }
 
+absl::Status Pipeline::Readiness() const {
+  if (stopped_) return absl::UnavailableError("draining");
+  for (const auto& s : shards_) {
+    if (s->failed()) return absl::UnavailableError(Cat("a shard failed: ", Message(s->status())));
+  }
+  if (awaiting_assignment_) return absl::UnavailableError("waiting for partition assignment");
+  return absl::OkStatus();
+}
+
 void Pipeline::UpdateLag() {
   int64_t total = 0;
   for (int32_t p : assigned_) {
@@ -253,8 +265,11 @@ void Pipeline::UpdateLag() {
     }
     const int64_t next = offsets_.processed[p].load(std::memory_order_relaxed);
     const int64_t lag = std::max<int64_t>(0, high - (next >= 0 ? next : low));
-    metrics_->ConsumerLag(p).Set(static_cast<double>(lag));
+    metrics_->consumer_lag.Get(p).Set(static_cast<double>(lag));
     total += lag;
+    if (const Micros wm = offsets_.watermark[p].load(std::memory_order_relaxed); wm != Watermark::kNone) {
+      metrics_->watermark_delay.Get(p).Set(static_cast<double>(clock_->Now() - wm) / kMicrosPerSecond);
+    }
   }
   lag_ = total;
 }
@@ -277,6 +292,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
       offsets_.committable[p].store(-1, std::memory_order_relaxed);
       offsets_.processed[p].store(-1, std::memory_order_relaxed);
       offsets_.at_end[p].store(false, std::memory_order_relaxed);
+      offsets_.watermark[p].store(Watermark::kNone, std::memory_order_relaxed);
       committed_[static_cast<size_t>(p)] = -1;
     }
     // The shards learn of their partitions before the first message can arrive.
@@ -286,8 +302,9 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
           rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
       rd_kafka_queue_forward(pq.get(), Owner(p).queue());
       assigned_.push_back(p);
-      metrics_->ConsumerLag(p).Set(0);
+      metrics_->consumer_lag.Get(p).Set(0);
     }
+    awaiting_assignment_ = false;
     spdlog::info("assigned {} partition(s) of {} to {} shard(s)", parts->cnt, config_.kafka.input_topic,
                  shards_.size());
     if (cooperative) {
@@ -309,8 +326,11 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
         rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
     rd_kafka_queue_forward(pq.get(), nullptr);
     std::erase(assigned_, p);
-    metrics_->RemoveConsumerLag(p);
+    metrics_->consumer_lag.Remove(p);
+    metrics_->watermark_delay.Remove(p);
   }
+  // Eager rebalancing revokes everything before the new assignment comes.
+  if (assigned_.empty()) awaiting_assignment_ = true;
   spdlog::info("revoked {} partition(s) of {}", parts->cnt, config_.kafka.input_topic);
   if (cooperative) {
     if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), parts)) rd_kafka_error_destroy(error);

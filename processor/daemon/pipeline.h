@@ -45,12 +45,18 @@ class Pipeline {
   struct RuleTotals {
     uint64_t evaluations = 0, findings = 0, key_limit_hits = 0;
     int64_t keys = 0;
+    double evaluation_seconds = 0;  // estimated: RuleStats::kTimingSample
   };
   RuleTotals Totals(const std::string& rule) const;
 
   // True once partitions are assigned and every one is at its end.
   bool AllAtEnd() const;
   bool assigned() const { return !assigned_.empty(); }
+  // /readyz: OK once the group has given this process its partitions (none
+  // is an answer too: a standby member) and the shards hold them; otherwise
+  // why not (joining or rebalancing, draining, a shard failed). Rule state
+  // has nothing to restore yet (no changelog), so holding is enough.
+  absl::Status Readiness() const;
   uint64_t events() const;
   uint64_t dead_letters() const;
   int64_t lag() const { return lag_; }
@@ -83,6 +89,7 @@ class Pipeline {
 
   Config config_;
   PipelineMetrics* metrics_ = nullptr;
+  const Clock* clock_ = nullptr;
   std::shared_ptr<const RuleSet> rules_;
   std::deque<StatsTable> stats_;  // by shard (a deque: tables never move)
   Shard::Offsets offsets_;
@@ -95,6 +102,7 @@ class Pipeline {
   int64_t lag_ = 0;
   absl::Status failure_;
   bool stopped_ = false;
+  bool awaiting_assignment_ = true;  // before the first assignment, and after a revoke of everything
 
   // Declared last so it is destroyed first: closing a consumer may call
   // back into Rebalance, which uses the members above.

@@ -97,7 +97,7 @@ std::string RuleReloader::RulesJson() const {
     const Pipeline::RuleTotals t = pipeline_->Totals(r.name);
     Append(&out, first ? "" : ",", "{\"name\":", JsonString(r.name), ",\"version\":", JsonString(r.version),
            ",\"kind\":", JsonString(RuleKindName(r.kind)), ",\"source\":", JsonString(r.source),
-           ",\"evaluations\":", t.evaluations, ",\"findings\":", t.findings, ",\"keys\":", t.keys,
+           ",\"evaluations\":", t.evaluations, ",\"evaluation_seconds\":", t.evaluation_seconds, ",\"findings\":", t.findings, ",\"keys\":", t.keys,
            ",\"key_limit_hits\":", t.key_limit_hits, "}");
     first = false;
   }

@@ -108,6 +108,7 @@ void Shard::Run() {
       rd_kafka_message_destroy(batch[static_cast<size_t>(i)]);
     }
     engine_->Tick(now);
+    for (int32_t p : owned_) offsets_->watermark[p].store(engine_->WatermarkOf(p, now), std::memory_order_relaxed);
     producer_->Poll();
     if (n > 0) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -70,6 +70,8 @@ class Shard {
     // Next offset processed (for lag); and whether the partition is at its end.
     std::unique_ptr<std::atomic<int64_t>[]> processed{new std::atomic<int64_t>[kMaxPartitions]};
     std::unique_ptr<std::atomic<bool>[]> at_end{new std::atomic<bool>[kMaxPartitions]};
+    // The partition's event-time watermark (Watermark::kNone before its first event).
+    std::unique_ptr<std::atomic<Micros>[]> watermark{new std::atomic<Micros>[kMaxPartitions]};
   };
 
   // `rules` must be this shard's own copy (expressions are single-threaded);

@@ -572,7 +572,20 @@ Engine::Outcome Engine::Process(int32_t partition, const cx::v1::InteractionEven
 }
 
 void Engine::Apply(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
-  stats_[static_cast<size_t>(r)]->evaluations.fetch_add(1, std::memory_order_relaxed);
+  RuleStats& stats = *stats_[static_cast<size_t>(r)];
+  // Single writer: a load and a store, no locked read-modify-write.
+  const uint64_t n = stats.evaluations.load(std::memory_order_relaxed);
+  stats.evaluations.store(n + 1, std::memory_order_relaxed);
+  if (n % RuleStats::kTimingSample != 0) return ApplyKind(r, s, e, t);
+  const auto started = std::chrono::steady_clock::now();
+  ApplyKind(r, s, e, t);
+  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
+  stats.evaluation_nanos.store(stats.evaluation_nanos.load(std::memory_order_relaxed) +
+                                   static_cast<uint64_t>(nanos.count()) * RuleStats::kTimingSample,
+                               std::memory_order_relaxed);
+}
+
+void Engine::ApplyKind(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
   switch (rules_->rules()[static_cast<size_t>(r)].kind) {
     case RuleKind::kMatch: return ApplyMatch(r, s, e, t);
     case RuleKind::kCount: return ApplyCount(r, s, e, t);

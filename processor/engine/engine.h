@@ -32,7 +32,11 @@ struct EngineOptions {
 
 // Per rule, written by the engine's thread, readable from any (relaxed).
 struct RuleStats {
+  // One evaluation in this many is timed, and counts for this many: reading
+  // the clock around every one would cost more than most rules do.
+  static constexpr uint64_t kTimingSample = 16;
   std::atomic<uint64_t> evaluations{0};
+  std::atomic<uint64_t> evaluation_nanos{0};  // estimated, from the timed sample
   std::atomic<uint64_t> findings{0};
   std::atomic<uint64_t> key_limit_hits{0};
   std::atomic<int64_t> keys{0};
@@ -87,6 +91,7 @@ class Engine final {
   static std::unique_ptr<RuleState> NewRuleState(const Rule& rule);
   PartitionState& StateFor(int32_t partition);
   void Apply(int rule_index, RuleState& state, const cx::v1::InteractionEvent& event, Micros t);
+  void ApplyKind(int rule_index, RuleState& state, const cx::v1::InteractionEvent& event, Micros t);
   void ApplyMatch(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
   void ApplyCount(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
   void ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);

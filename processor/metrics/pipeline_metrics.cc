@@ -6,11 +6,30 @@
 
 namespace cxpulse {
 
+prometheus::Gauge& PartitionGauges::Get(int32_t partition) {
+  const auto p = static_cast<size_t>(partition);
+  if (p >= gauges_.size()) gauges_.resize(p + 1, nullptr);
+  if (gauges_[p] == nullptr) gauges_[p] = &family_.Add({{"partition", std::to_string(partition)}});
+  return *gauges_[p];
+}
+
+void PartitionGauges::Remove(int32_t partition) {
+  const auto p = static_cast<size_t>(partition);
+  if (p >= gauges_.size() || gauges_[p] == nullptr) return;
+  family_.Remove(gauges_[p]);
+  gauges_[p] = nullptr;
+}
+
 PipelineMetrics::PipelineMetrics(prometheus::Registry& registry)
-    : lag_family_(prometheus::BuildGauge()
-                      .Name("cxpulse_consumer_lag_messages")
-                      .Help("Messages between the consumer's position and the partition's high watermark.")
-                      .Register(registry)) {
+    : consumer_lag(prometheus::BuildGauge()
+                       .Name("cxpulse_consumer_lag_messages")
+                       .Help("Messages between the consumer's position and the partition's high watermark.")
+                       .Register(registry)),
+      watermark_delay(prometheus::BuildGauge()
+                          .Name("cxpulse_watermark_delay_seconds")
+                          .Help("Wall clock minus the partition's event-time watermark: how far behind real "
+                                "time its absence timers fire (includes the allowed lateness).")
+                          .Register(registry)) {
   prometheus::BuildGauge()
       .Name("cxpulse_build_info")
       .Help("Build information; the value is always 1.")
@@ -19,20 +38,6 @@ PipelineMetrics::PipelineMetrics(prometheus::Registry& registry)
             {"librdkafka", rd_kafka_version_str()},
             {"protobuf", google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION)}})
       .Set(1);
-}
-
-prometheus::Gauge& PipelineMetrics::ConsumerLag(int32_t partition) {
-  const auto p = static_cast<size_t>(partition);
-  if (p >= lag_.size()) lag_.resize(p + 1, nullptr);
-  if (lag_[p] == nullptr) lag_[p] = &lag_family_.Add({{"partition", std::to_string(partition)}});
-  return *lag_[p];
-}
-
-void PipelineMetrics::RemoveConsumerLag(int32_t partition) {
-  const auto p = static_cast<size_t>(partition);
-  if (p >= lag_.size() || lag_[p] == nullptr) return;
-  lag_family_.Remove(lag_[p]);
-  lag_[p] = nullptr;
 }
 
 }  // namespace cxpulse

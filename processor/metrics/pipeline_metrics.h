@@ -1,7 +1,7 @@
-// PipelineMetrics: the control thread's own series: build info and per-
-// partition consumer lag. Everything counted per event lives in the shards'
-// counters and reaches Prometheus through ShardMetrics at scrape time.
-// Control thread only.
+// PipelineMetrics: the control thread's own series: build info and the
+// per-partition gauges (consumer lag, watermark delay). Everything counted
+// per event lives in the shards' counters and reaches Prometheus through
+// ShardMetrics at scrape time. Control thread only.
 #pragma once
 
 #include <prometheus/family.h>
@@ -12,18 +12,25 @@
 
 namespace cxpulse {
 
+// One gauge per partition, added when first set and removed when the
+// partition is revoked, so a process shows only the partitions it owns.
+class PartitionGauges {
+ public:
+  explicit PartitionGauges(prometheus::Family<prometheus::Gauge>& family) : family_(family) {}
+  prometheus::Gauge& Get(int32_t partition);
+  void Remove(int32_t partition);
+
+ private:
+  prometheus::Family<prometheus::Gauge>& family_;
+  std::vector<prometheus::Gauge*> gauges_;  // by partition
+};
+
 class PipelineMetrics {
  public:
   explicit PipelineMetrics(prometheus::Registry& registry);
 
-  // Per-partition gauges, added when a partition is assigned and removed when
-  // it is revoked.
-  prometheus::Gauge& ConsumerLag(int32_t partition);
-  void RemoveConsumerLag(int32_t partition);
-
- private:
-  prometheus::Family<prometheus::Gauge>& lag_family_;
-  std::vector<prometheus::Gauge*> lag_;  // by partition
+  PartitionGauges consumer_lag;     // messages
+  PartitionGauges watermark_delay;  // seconds between the wall clock and the partition's watermark
 };
 
 }  // namespace cxpulse

@@ -6,7 +6,10 @@
 
 #include "common/strings.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <optional>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -122,6 +125,24 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
   EXPECT_EQ(Sample(metrics, "cxpulse_rule_keys", {{"rule", "callback_missed"}}), 0.0);  // cC kept, cB fired
   EXPECT_EQ(Sample(metrics, "cxpulse_rule_key_limit_hits_total", {{"rule", "repeat_contact"}}), 0.0);
   EXPECT_TRUE(Sample(metrics, "cxpulse_batch_duration_seconds_count").value_or(0) > 0);
+  // Evaluation time is sampled, one evaluation in 16, starting with the first.
+  EXPECT_GT(Sample(metrics, "cxpulse_rule_evaluation_seconds_total", {{"rule", "repeat_contact"}}).value_or(0), 0.0);
+  EXPECT_EQ(Sample(metrics, "cxpulse_rule_evaluation_seconds_total", {{"rule", "complaint"}}), 0.0);  // no complaints
+
+  // Partition 0's watermark is its newest event time (eE1) less the 1 s of
+  // lateness, so its delay is the wall clock's distance from there (updated
+  // each second; polled until the newest event is reflected).
+  const double watermark = static_cast<double>(kT0 + 22 * kMinute - kMicrosPerSecond) / kMicrosPerSecond;
+  std::optional<double> delay;
+  double expected = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;) {
+    delay = Sample(testing::HttpGet(port, "/metrics").body, "cxpulse_watermark_delay_seconds", {{"partition", "0"}});
+    expected = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - watermark;
+    if (delay && std::abs(*delay - expected) < 3) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_TRUE(delay.has_value()) << metrics;
+  EXPECT_NEAR(*delay, expected, 3.0);
 
   // Prometheus' own linter accepts the exposition.
   const std::string scrape = dir_.Write("scrape.txt", metrics);
@@ -179,6 +200,25 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
   const auto committed = testing::CommittedOffsets(cluster_->bootstrap_servers(), "it", "cx.interactions", 1);
   ASSERT_EQ(committed.size(), 1u);
   EXPECT_EQ(committed[0], 11);
+}
+
+// Alive but not ready while no broker answers: an orchestrator keeps the
+// process and sends it no traffic until the group has given it partitions.
+TEST_F(PipelineTest, NotReadyUntilTheGroupAssignsPartitions) {
+  const std::string config = dir_.Write("unreachable.yaml", Cat("kafka:\n  brokers: 127.0.0.1:1\n  group_id: it\n"
+                                                               "rules: ", CXPULSE_RULES_DIR,
+                                                               "\nadmin: {address: 127.0.0.1:0}\n"));
+  testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/unreachable.log");
+  ASSERT_TRUE(daemon.started());
+  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
+  ASSERT_TRUE(port_text) << daemon.Output();
+  const int port = std::stoi(*port_text);
+  EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200);
+  const auto ready = testing::HttpGet(port, "/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.body, "not ready: waiting for partition assignment\n");
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.Wait(30s), 0) << daemon.Output();
 }
 
 TEST_F(PipelineTest, FindingsThatCannotBeDeliveredStopTheDaemonWithoutCommitting) {
