@@ -26,22 +26,15 @@ constexpr Micros kStart = testing::kT0 / kMinute * kMinute;
 constexpr Micros kIdleTimeout = 10 * kMicrosPerSecond;
 constexpr double kAbsent = std::numeric_limits<double>::quiet_NaN();
 
-constexpr const char* kConfig = R"(
-kpi:
-  windows: [15m, 1h]
-  bucket: 1m
-  repeat_window: 30m
-  callback_grace: 5m
-  max_queues: 1
-  service_level: {threshold: 20s, objective: 0.8}
-  queues:
-    billing: {service_level: {threshold: 30s, objective: 0.85}}
-)";
-
-KpiConfig LoadKpiConfig() {
-  absl::StatusOr<Config> config = ParseConfig(kConfig, "kpi.yaml", "");
-  EXPECT_TRUE(config.ok()) << Message(config.status());
-  return config->kpi;
+// The defaults (windows 15m and 1h, 1m buckets, 5m callback grace, a 20s
+// service-level threshold) but for a short repeat window, one first-come
+// queue, and billing's own threshold.
+KpiConfig TestConfig() {
+  KpiConfig config;
+  config.repeat_window = 30 * kMinute;
+  config.max_queues = 1;
+  config.queues["billing"] = ServiceLevel{30 * kMicrosPerSecond, 0.85};
+  return config;
 }
 
 Micros At(double minute) { return kStart + static_cast<Micros>(minute * static_cast<double>(kMinute)); }
@@ -187,7 +180,7 @@ class KpiTest : public ::testing::Test {
     }
   }
 
-  KpiConfig config_ = LoadKpiConfig();
+  KpiConfig config_ = TestConfig();
   QueueLabels queues_{config_};
   KpiAggregator kpi_{config_, &queues_, kIdleTimeout};
   std::string scrape_;
