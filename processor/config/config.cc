@@ -35,6 +35,15 @@ absl::Status ReadInt(const std::string& file, const YAML::Node& node, int* out) 
   return absl::OkStatus();
 }
 
+absl::Status ReadDouble(const std::string& file, const YAML::Node& node, double* out) {
+  double value = 0;
+  if (!node.IsScalar() || !YAML::convert<double>::decode(node, value)) {
+    return ErrorAt(file, node, "expected a number");
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
 absl::Status CheckKeys(const std::string& file, const YAML::Node& map,
                        std::initializer_list<std::string_view> allowed) {
   if (!map.IsMap()) return ErrorAt(file, map, "expected a mapping");
@@ -47,10 +56,104 @@ absl::Status CheckKeys(const std::string& file, const YAML::Node& map,
   return absl::OkStatus();
 }
 
+// Each window costs a bucket of counters per (queue, channel) per `bucket`.
+constexpr Micros kMaxKpiBuckets = 1440;
+
+// `{threshold: 30s, objective: 0.85}`; keys left out keep `*out`'s values.
+absl::Status ReadServiceLevel(const std::string& file, const YAML::Node& node, ServiceLevel* out) {
+  if (auto s = CheckKeys(file, node, {"threshold", "objective"}); !s.ok()) return s;
+  if (node["threshold"]) {
+    if (auto s = ReadDuration(file, node["threshold"], &out->threshold); !s.ok()) return s;
+    if (out->threshold < 0) return ErrorAt(file, node["threshold"], "must not be negative");
+  }
+  if (node["objective"]) {
+    if (auto s = ReadDouble(file, node["objective"], &out->objective); !s.ok()) return s;
+    if (!(out->objective >= 0 && out->objective <= 1)) return ErrorAt(file, node["objective"], "must be between 0 and 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseKpiQueues(const std::string& file, const YAML::Node& queues, KpiConfig* k) {
+  if (!queues.IsMap()) return ErrorAt(file, queues, "expected a mapping of queue names");
+  for (const auto& kv : queues) {
+    const std::string& name = kv.first.Scalar();
+    if (name.empty() || name == "other") return ErrorAt(file, kv.first, Cat("\"", name, "\" is not a queue name"));
+    ServiceLevel sl = k->service_level;
+    if (!kv.second.IsNull()) {
+      if (auto s = CheckKeys(file, kv.second, {"service_level"}); !s.ok()) return s;
+      if (kv.second["service_level"]) {
+        if (auto s = ReadServiceLevel(file, kv.second["service_level"], &sl); !s.ok()) return s;
+      }
+    }
+    k->queues[name] = sl;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseKpiWindows(const std::string& file, const YAML::Node& windows, KpiConfig* k) {
+  if (!windows.IsSequence() || windows.size() == 0) return ErrorAt(file, windows, "expected a list of durations");
+  k->windows.clear();
+  for (const YAML::Node& w : windows) {
+    KpiWindow window;
+    if (auto s = ReadDuration(file, w, &window.length); !s.ok()) return s;
+    window.label = w.Scalar();
+    if (window.length <= 0 || window.length % k->bucket != 0) {
+      return ErrorAt(file, w, Cat("must be a positive multiple of the bucket (", FormatDuration(k->bucket), ")"));
+    }
+    if (window.length / k->bucket > kMaxKpiBuckets) {
+      return ErrorAt(file, w, Cat("more than ", kMaxKpiBuckets, " buckets: make the bucket longer"));
+    }
+    for (const KpiWindow& other : k->windows) {
+      if (other.label == window.label) return ErrorAt(file, w, "duplicate window");
+    }
+    k->windows.push_back(window);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseKpi(const std::string& file, const YAML::Node& kpi, KpiConfig* k) {
+  if (auto s = CheckKeys(file, kpi, {"windows", "bucket", "repeat_window", "callback_grace", "max_queues",
+                                     "service_level", "queues"});
+      !s.ok()) {
+    return s;
+  }
+  // The bucket and the default service level first: windows and queues depend on them.
+  if (kpi["bucket"]) {
+    if (auto s = ReadDuration(file, kpi["bucket"], &k->bucket); !s.ok()) return s;
+    if (k->bucket <= 0) return ErrorAt(file, kpi["bucket"], "must be positive");
+  }
+  if (kpi["service_level"]) {
+    if (auto s = ReadServiceLevel(file, kpi["service_level"], &k->service_level); !s.ok()) return s;
+  }
+  if (kpi["windows"]) {
+    if (auto s = ParseKpiWindows(file, kpi["windows"], k); !s.ok()) return s;
+  } else {
+    for (const KpiWindow& w : k->windows) {
+      if (w.length % k->bucket != 0 || w.length / k->bucket > kMaxKpiBuckets) {
+        return ErrorAt(file, kpi["bucket"], Cat("the default window ", w.label, " must be a multiple of it"));
+      }
+    }
+  }
+  if (kpi["repeat_window"]) {
+    if (auto s = ReadDuration(file, kpi["repeat_window"], &k->repeat_window); !s.ok()) return s;
+    if (k->repeat_window <= 0) return ErrorAt(file, kpi["repeat_window"], "must be positive");
+  }
+  if (kpi["callback_grace"]) {
+    if (auto s = ReadDuration(file, kpi["callback_grace"], &k->callback_grace); !s.ok()) return s;
+    if (k->callback_grace < 0) return ErrorAt(file, kpi["callback_grace"], "must not be negative");
+  }
+  if (kpi["max_queues"]) {
+    if (auto s = ReadInt(file, kpi["max_queues"], &k->max_queues); !s.ok()) return s;
+    if (k->max_queues < 0) return ErrorAt(file, kpi["max_queues"], "must not be negative");
+  }
+  if (kpi["queues"]) return ParseKpiQueues(file, kpi["queues"], k);
+  return absl::OkStatus();
+}
+
 absl::Status Parse(const std::string& file, const YAML::Node& root, const std::string& base_dir,
                    Config* config) {
   if (!root.IsDefined() || root.IsNull()) return absl::OkStatus();
-  if (auto s = CheckKeys(file, root, {"kafka", "rules", "admin", "engine"}); !s.ok()) return s;
+  if (auto s = CheckKeys(file, root, {"kafka", "rules", "admin", "engine", "kpi"}); !s.ok()) return s;
 
   if (const YAML::Node kafka = root["kafka"]) {
     KafkaConfig& k = config->kafka;
@@ -140,6 +243,8 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
       if (auto s = ReadDuration(file, engine["max_future_skew"], &e.max_future_skew); !s.ok()) return s;
     }
   }
+
+  if (const YAML::Node kpi = root["kpi"]) return ParseKpi(file, kpi, &config->kpi);
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/time.h"
@@ -38,9 +39,37 @@ struct EngineConfig {
   int64_t max_keys_per_rule = 2'000'000;
 };
 
+// A queue's answer-time target: `objective` of contacts answered within `threshold`.
+struct ServiceLevel {
+  Micros threshold = 20 * kMicrosPerSecond;
+  double objective = 0.8;
+};
+
+// A sliding KPI window; `label` is its length as written in the config ("15m").
+struct KpiWindow {
+  std::string label;
+  Micros length = 0;
+};
+
+// Live contact-centre KPIs (kpi/kpi.h).
+struct KpiConfig {
+  std::vector<KpiWindow> windows = {{"15m", 15 * 60 * kMicrosPerSecond}, {"1h", 3600 * kMicrosPerSecond}};
+  Micros bucket = 60 * kMicrosPerSecond;  // every window is a multiple of it
+  // A contact_started is a repeat if its customer started another within this.
+  Micros repeat_window = 24 * 3600 * kMicrosPerSecond;
+  // A callback not attempted by its due time plus this is missed.
+  Micros callback_grace = 5 * 60 * kMicrosPerSecond;
+  // Queues not configured below get a label of their own, first come, up to
+  // this many; the rest fold into "other".
+  int max_queues = 20;
+  ServiceLevel service_level;  // for every queue without its own
+  std::map<std::string, ServiceLevel> queues;  // always labelled
+};
+
 struct Config {
   KafkaConfig kafka;
   EngineConfig engine;
+  KpiConfig kpi;
   std::string rules_path = "rules";  // a file or directory; relative to the config file
   std::string admin_address = "127.0.0.1:9464";  // /metrics, /healthz, /readyz
 };

@@ -47,12 +47,13 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
 
   p->rules_ = rules;
   p->stats_.resize(static_cast<size_t>(shards));
+  p->queue_labels_ = std::make_unique<QueueLabels>(config.kpi);
   for (int i = 0; i < shards; ++i) {
     // Each shard evaluates its own copy: an Expression's scratch is single-threaded.
     auto copy = std::make_shared<const RuleSet>(*rules);
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(
-        i, config, bootstrap, copy, p->stats_[static_cast<size_t>(i)].For(*copy), p->consumer_.get(), &p->offsets_,
-        clock);
+        i, config, bootstrap, copy, p->stats_[static_cast<size_t>(i)].For(*copy), p->queue_labels_.get(),
+        p->consumer_.get(), &p->offsets_, clock);
     if (!shard.ok()) return shard.status();
     p->shards_.push_back(*std::move(shard));
   }

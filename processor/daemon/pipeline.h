@@ -93,6 +93,7 @@ class Pipeline {
   std::shared_ptr<const RuleSet> rules_;
   std::deque<StatsTable> stats_;  // by shard (a deque: tables never move)
   Shard::Offsets offsets_;
+  std::unique_ptr<QueueLabels> queue_labels_;  // KPI labels, shared by the shards
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<int32_t> assigned_;
   std::vector<int64_t> committed_;  // by partition: last offset the broker confirmed

@@ -46,8 +46,8 @@ class Shard::KafkaFindingSink final : public FindingSink {
 
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& config, const std::string& bootstrap,
                                                      std::shared_ptr<const RuleSet> rules,
-                                                     std::vector<RuleStats*> stats, rd_kafka_t* consumer,
-                                                     Offsets* offsets, const Clock* clock) {
+                                                     std::vector<RuleStats*> stats, QueueLabels* queues,
+                                                     rd_kafka_t* consumer, Offsets* offsets, const Clock* clock) {
   std::unique_ptr<Shard> s(new Shard());
   s->index_ = index;
   s->config_ = config;
@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
       EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
                     static_cast<size_t>(config.engine.max_keys_per_rule)},
       s->sink_.get(), std::move(stats));
+  s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.idle_partition_timeout);
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
   return s;
@@ -109,6 +110,7 @@ void Shard::Run() {
     }
     engine_->Tick(now);
     for (int32_t p : owned_) offsets_->watermark[p].store(engine_->WatermarkOf(p, now), std::memory_order_relaxed);
+    kpi_->Tick(now);
     producer_->Poll();
     if (n > 0) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -190,7 +192,9 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   if (engine_->Process(p, event_, now) == Engine::Outcome::kLate) {
     ShardCounters::Add(counters_.late);
     DeadLetter(msg, DeadLetterReason::kLate, "event time is behind the partition watermark");
+    return;
   }
+  kpi_->Record(event_, now);
 }
 
 void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail) {

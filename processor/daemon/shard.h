@@ -1,7 +1,8 @@
 // Shard: one thread's share of the event path. It owns a set of input
 // partitions (forwarded into its own librdkafka queue, so it reads them with
 // no hand-off), every piece of rule state for their keys (its own Engine),
-// its own producer for findings and dead letters, and its own counters.
+// its own KPI windows, its own producer for findings and dead letters, and
+// its own counters.
 // Single writer for all of it; the control thread reaches it only through
 // its command ring and reads only its atomics.
 #pragma once
@@ -20,6 +21,7 @@
 #include "daemon/spsc_ring.h"
 #include "engine/engine.h"
 #include "kafka/client.h"
+#include "kpi/kpi.h"
 
 namespace cxpulse {
 
@@ -75,11 +77,12 @@ class Shard {
   };
 
   // `rules` must be this shard's own copy (expressions are single-threaded);
-  // `stats` (one per rule) are owned by the caller and outlive the shard.
+  // `stats` (one per rule) and `queues` (shared by every shard) are owned by
+  // the caller and outlive the shard.
   static absl::StatusOr<std::unique_ptr<Shard>> Create(int index, const Config& config, const std::string& bootstrap,
                                                        std::shared_ptr<const RuleSet> rules,
-                                                       std::vector<RuleStats*> stats, rd_kafka_t* consumer,
-                                                       Offsets* offsets, const Clock* clock);
+                                                       std::vector<RuleStats*> stats, QueueLabels* queues,
+                                                       rd_kafka_t* consumer, Offsets* offsets, const Clock* clock);
   ~Shard();
 
   void Start();
@@ -97,6 +100,8 @@ class Shard {
   const absl::Status& status() const { return fatal_; }
 
   const ShardCounters& counters() const { return counters_; }
+  // Read at scrape time through its atomics.
+  const KpiAggregator& kpi() const { return *kpi_; }
 
  private:
   class KafkaFindingSink;
@@ -116,6 +121,7 @@ class Shard {
   std::unique_ptr<Producer> producer_;
   std::unique_ptr<KafkaFindingSink> sink_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<KpiAggregator> kpi_;
   std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue_;
   EventDecoder decoder_;
   std::vector<int32_t> owned_;      // partitions this shard owns now

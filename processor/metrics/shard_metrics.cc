@@ -3,6 +3,8 @@
 #include <prometheus/metric_family.h>
 
 #include "engine/rule_set.h"
+#include "metrics/families.h"
+#include "metrics/kpi_metrics.h"
 
 namespace cxpulse {
 namespace {
@@ -10,22 +12,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-MetricFamily Family(const char* name, const char* help, MetricType type) {
-  MetricFamily f;
-  f.name = name;
-  f.help = help;
-  f.type = type;
-  return f;
-}
-
-void Add(MetricFamily* f, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f->type == MetricType::Counter) m.counter.value = value;
-  else m.gauge.value = value;
-  f->metric.push_back(std::move(m));
-}
 
 std::string FamilyLabel(cx::v1::Family f) {
   switch (f) {
@@ -131,6 +117,10 @@ std::vector<MetricFamily> ShardMetrics::Collect() const {
   out.push_back(std::move(evaluation_time));
   out.push_back(std::move(keys));
   out.push_back(std::move(limit));
+
+  std::vector<const KpiAggregator*> kpis;
+  for (const auto& s : shards) kpis.push_back(&s->kpi());
+  AppendKpiFamilies(kpis, &out);
   return out;
 }
 

@@ -56,5 +56,75 @@ TEST(ConfigTest, MistakesArePositioned) {
   EXPECT_FALSE(LoadConfig("/nonexistent/cxpulse.yaml").ok());
 }
 
+TEST(ConfigTest, ReadsTheKpiSection) {
+  auto c = ParseConfig(R"(
+kpi:
+  windows: [5m, 90m]
+  bucket: 30s
+  repeat_window: 48h
+  callback_grace: 2m
+  max_queues: 3
+  service_level: {threshold: 15s, objective: 0.9}
+  queues:
+    billing: {service_level: {threshold: 30s, objective: 0.85}}
+    sales: {service_level: {objective: 0.7}}
+    tech:
+)", "c.yaml", "");
+  ASSERT_TRUE(c.ok()) << Message(c.status());
+  const KpiConfig& k = c->kpi;
+  ASSERT_EQ(k.windows.size(), 2u);
+  EXPECT_EQ(k.windows[0].label, "5m");
+  EXPECT_EQ(k.windows[0].length, 5 * 60 * kMicrosPerSecond);
+  EXPECT_EQ(k.windows[1].label, "90m");
+  EXPECT_EQ(k.windows[1].length, 90 * 60 * kMicrosPerSecond);
+  EXPECT_EQ(k.bucket, 30 * kMicrosPerSecond);
+  EXPECT_EQ(k.repeat_window, 48 * 3600 * kMicrosPerSecond);
+  EXPECT_EQ(k.callback_grace, 120 * kMicrosPerSecond);
+  EXPECT_EQ(k.max_queues, 3);
+  EXPECT_EQ(k.service_level.threshold, 15 * kMicrosPerSecond);
+  EXPECT_EQ(k.service_level.objective, 0.9);
+  ASSERT_EQ(k.queues.size(), 3u);
+  EXPECT_EQ(k.queues.at("billing").threshold, 30 * kMicrosPerSecond);
+  EXPECT_EQ(k.queues.at("billing").objective, 0.85);
+  EXPECT_EQ(k.queues.at("sales").threshold, 15 * kMicrosPerSecond);  // the default's, where left out
+  EXPECT_EQ(k.queues.at("sales").objective, 0.7);
+  EXPECT_EQ(k.queues.at("tech").objective, 0.9);
+}
+
+TEST(ConfigTest, KpiDefaultsKeepOldConfigsWorking) {
+  auto c = ParseConfig("engine: {allowed_lateness: 1m}\n", "c.yaml", "");
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->kpi.windows.size(), 2u);
+  EXPECT_EQ(c->kpi.windows[0].label, "15m");
+  EXPECT_EQ(c->kpi.windows[1].label, "1h");
+  EXPECT_EQ(c->kpi.bucket, 60 * kMicrosPerSecond);
+  EXPECT_EQ(c->kpi.repeat_window, 24 * 3600 * kMicrosPerSecond);
+  EXPECT_EQ(c->kpi.callback_grace, 5 * 60 * kMicrosPerSecond);
+  EXPECT_EQ(c->kpi.max_queues, 20);
+  EXPECT_EQ(c->kpi.service_level.threshold, 20 * kMicrosPerSecond);
+  EXPECT_EQ(c->kpi.service_level.objective, 0.8);
+  EXPECT_TRUE(c->kpi.queues.empty());
+}
+
+TEST(ConfigTest, KpiMistakesArePositioned) {
+  auto error = [](const std::string& text) { return std::string(Message(ParseConfig(text, "c.yaml", "").status())); };
+  EXPECT_EQ(error("kpi:\n  windowz: [1h]\n"), "c.yaml:2:3: unknown key \"windowz\"");
+  EXPECT_EQ(error("kpi:\n  windows: [15m, 90s]\n"), "c.yaml:2:18: must be a positive multiple of the bucket (1m)");
+  EXPECT_EQ(error("kpi:\n  windows: [15m, 15m]\n"), "c.yaml:2:18: duplicate window");
+  EXPECT_EQ(error("kpi:\n  windows: []\n"), "c.yaml:2:12: expected a list of durations");
+  EXPECT_EQ(error("kpi:\n  windows: [7d]\n"), "c.yaml:2:13: more than 1440 buckets: make the bucket longer");
+  EXPECT_EQ(error("kpi:\n  bucket: 7m\n"), "c.yaml:2:11: the default window 15m must be a multiple of it");
+  EXPECT_EQ(error("kpi:\n  repeat_window: soon\n"),
+            "c.yaml:2:18: bad duration \"soon\": expected a number followed by ms, s, m, h, d or w");
+  EXPECT_EQ(error("kpi:\n  max_queues: -1\n"), "c.yaml:2:15: must not be negative");
+  EXPECT_EQ(error("kpi:\n  service_level: {threshold: 20s, objective: 1.5}\n"),
+            "c.yaml:2:46: must be between 0 and 1");
+  EXPECT_EQ(error("kpi:\n  queues:\n    billing: {service_level: {treshold: 30s}}\n"),
+            "c.yaml:3:31: unknown key \"treshold\"");
+  EXPECT_EQ(error("kpi:\n  queues:\n    billing: {sl: 1}\n"), "c.yaml:3:15: unknown key \"sl\"");
+  EXPECT_EQ(error("kpi:\n  queues:\n    other: {}\n"), "c.yaml:3:5: \"other\" is not a queue name");
+  EXPECT_EQ(error("kpi:\n  queues: [billing]\n"), "c.yaml:2:11: expected a mapping of queue names");
+}
+
 }  // namespace
 }  // namespace cxpulse
