@@ -89,6 +89,8 @@ class Stack(contextlib.AbstractContextManager):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            if p.stdout:
+                p.stdout.close()
         if exc[0] is not None:
             self.dump_logs()
         self._tmp.cleanup()
@@ -134,13 +136,21 @@ class Stack(contextlib.AbstractContextManager):
         config = self.write("cxpulse.yaml",
                             f"kafka: {{brokers: '{brokers}', group_id: deploy-test}}\n"
                             f"rules: {rules}\nadmin: {{address: '127.0.0.1:0'}}\nengine: {engine}\n")
-        p = self.start("cxpulse", [self.cxpulse, "run", "--config", config, "--shards", "2"])
-        port = wait_until("cxpulse to serve /metrics", lambda: p.poll() is None and re.search(
-            r"metrics on http://127\.0\.0\.1:(\d+)/metrics", self.log("cxpulse")), 30, 0.1)
+        return self.run_daemon(config, "cxpulse")[1]
+
+    def run_daemon(self, config, name):
+        """Starts `cxpulse run --config CONFIG` (admin address port 0) and waits until it has partitions
+        assigned; returns (process, admin port)."""
+        p = self.start(name, [self.cxpulse, "run", "--config", config, "--shards", "2"])
+        def serving():
+            if p.poll() is not None:
+                raise AssertionError(f"{name} exited {p.returncode}:\n{self.log(name)}")
+            return re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", self.log(name))
+        port = wait_until(f"{name} to serve /metrics", serving, 30, 0.1)
         port = int(port.group(1))
-        wait_until("cxpulse /readyz (partitions assigned)",
+        wait_until(f"{name} /readyz (partitions assigned)",
                    lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 30, 0.2)
-        return port
+        return p, port
 
     def gen(self, brokers, *args):
         """Runs `cxpulse gen` to the mock Kafka until it is done."""
