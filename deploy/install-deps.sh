@@ -15,6 +15,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by end-to-end tests
   kcat prometheus prometheus-alertmanager curl
+  # checks of deploy/: YAML lint, the structural checks (python3 + PyYAML),
+  # `systemd-analyze verify` of the unit
+  yamllint python3-yaml systemd
 )
 
 missing=()
