@@ -10,8 +10,8 @@
 //   kpi.bucket by the event's occurred_at; a window W covers the buckets in
 //   (now - W, now]. Events older than the longest window are ignored.
 // - offered: queued; answered: answered, and answered_within_target when its
-//   wait <= the queue's service-level threshold; wait_seconds_sum: their
-//   waits; abandoned: abandoned; handled: ended, handle_seconds_sum: their
+//   wait <= the queue's service-level threshold; wait_seconds: their
+//   waits; abandoned: abandoned; handled: ended, handle_seconds: their
 //   handle times.
 // - contacts: contact_started; repeat_contacts: those whose customer had
 //   another contact_started at most kpi.repeat_window apart (the later one
@@ -22,7 +22,7 @@
 //   by that customer keeps it, else it is missed at due_at +
 //   kpi.callback_grace, counted in that bucket. An attempt at exactly the
 //   deadline is in time.
-// - csat_responses / csat_score_sum: CSAT surveys; nps_responses,
+// - csat_responses / csat_points: CSAT surveys; nps_responses,
 //   nps_promoters (9-10), nps_detractors (0-6): NPS surveys. CES is ignored.
 // - Labels: the queue through QueueLabels (configured, first come up to
 //   kpi.max_queues, then "other"; no queue is "unassigned"); the channel's
