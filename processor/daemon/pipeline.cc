@@ -288,6 +288,17 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
     if (p < kMaxPartitions) partitions.push_back(p);
     else failure_ = absl::OutOfRangeError(Cat("partition ", p, " is beyond the supported ", kMaxPartitions));
   }
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && stopped_) {
+    // An assignment that completes while the consumer closes (a join was in
+    // flight at SIGTERM): the shards are stopped, so nobody takes it on.
+    // librdkafka still expects it acknowledged; the close revokes it next.
+    if (cooperative) {
+      if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), parts)) rd_kafka_error_destroy(error);
+    } else {
+      rd_kafka_assign(consumer_.get(), parts);
+    }
+    return;
+  }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int32_t p : partitions) {
       offsets_.committable[p].store(-1, std::memory_order_relaxed);

@@ -236,6 +236,28 @@ TEST_F(PipelineTest, NotReadyUntilTheGroupAssignsPartitions) {
   EXPECT_EQ(daemon.Wait(30s), 0) << daemon.Output();
 }
 
+// Stopped while it is still joining the group, here a group with a member
+// already in it (the join waits for that member to rejoin): the assignment
+// that arrives during the close is taken on by nobody, and the daemon exits
+// promptly. It used to wait a minute for its stopped shards to acknowledge it.
+TEST_F(PipelineTest, ASigtermWhileJoiningTheGroupExitsPromptly) {
+  const std::string config = WriteConfig(CXPULSE_RULES_DIR);
+  testing::ChildProcess first({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/first.log");
+  ASSERT_TRUE(first.started());
+  ASSERT_TRUE(first.WaitFor(R"(assigned (\d+) partition)", 30s)) << first.Output();
+
+  testing::ChildProcess second({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/second.log");
+  ASSERT_TRUE(second.started());
+  ASSERT_TRUE(second.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s)) << second.Output();
+  second.Signal(SIGTERM);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(second.Wait(40s), 0) << second.Output();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s) << second.Output();
+
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait(30s), 0) << first.Output();
+}
+
 TEST_F(PipelineTest, FindingsThatCannotBeDeliveredStopTheDaemonWithoutCommitting) {
   // The broker refuses every write to the findings topic.
   rd_kafka_mock_topic_set_error(cluster_->mock(), "cx.findings", RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
