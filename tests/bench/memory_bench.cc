@@ -1,11 +1,13 @@
 // Resident memory per tracked customer for the default rule pack: feeds N
-// distinct customers through one Engine and reads the process's resident set
+// distinct customers through one Engine and one KpiAggregator (everything a
+// shard keeps per customer) and reads the process's resident set
 // (/proc/self/statm) before and after. Each event is built on the fly into one
-// reused message, so the only thing that grows is the engine's state.
+// reused message, so the only thing that grows is that state.
 //   ended:    one `ended` per customer: state in repeat_contact ([customer_id, reason])
 //   journey:  contact_started (inbound), queued, answered, ended per customer:
-//             also third_contact_in_a_day ([customer_id]); the queue- and
-//             reason-keyed rules add a handful of keys in all
+//             also third_contact_in_a_day ([customer_id]) and the KPIs' last
+//             contact start (repeat contacts); the queue- and reason-keyed
+//             rules add a handful of keys in all
 // Each scenario runs in a child process of its own, so one does not inherit
 // the other's freed heap. Target (issue acceptance e): <= 200 bytes a customer.
 // Run: build/tests/memory_bench [customers, default 1000000] [partitions, default 1]
@@ -21,6 +23,7 @@
 
 #include "common/strings.h"
 #include "engine/engine.h"
+#include "kpi/kpi.h"
 
 namespace cxpulse {
 namespace {
@@ -65,7 +68,8 @@ struct Result {
   uint64_t findings = 0;
 };
 
-Result Run(Scenario scenario, uint64_t customers, int partitions, Engine& engine, const CountingSink& sink) {
+Result Run(Scenario scenario, uint64_t customers, int partitions, Engine& engine, KpiAggregator& kpi,
+           const CountingSink& sink) {
   cx::v1::InteractionEvent event;
   Result result;
   // One hour of event time for the whole run: nothing leaves any window, and
@@ -79,6 +83,7 @@ Result Run(Scenario scenario, uint64_t customers, int partitions, Engine& engine
     SetTimestamp(kT0 + static_cast<Micros>(n) * step, event.mutable_occurred_at());
     const auto partition = static_cast<int32_t>(customer % static_cast<uint64_t>(partitions));
     if (engine.Process(partition, event, kT0) != Engine::Outcome::kProcessed) std::abort();
+    kpi.Record(event, kT0);
   };
   auto start_customer = [&](uint64_t customer) {
     const auto& [reason, queue] = kReasons[customer % std::size(kReasons)];
@@ -136,7 +141,10 @@ void RunInChild(Scenario scenario, std::string_view name, uint64_t customers, in
   }
   CountingSink sink;
   Engine engine(*rules, EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
-  const Result r = Run(scenario, customers, partitions, engine, sink);
+  const KpiConfig kpi_config;  // the defaults: windows 15m and 1h, repeat window 24h
+  QueueLabels queues(kpi_config);
+  KpiAggregator kpi(kpi_config, &queues, 3600 * kMicrosPerSecond);
+  const Result r = Run(scenario, customers, partitions, engine, kpi, sink);
   const double delta = static_cast<double>(r.rss_after) - static_cast<double>(r.rss_before);
   const double per_customer = delta / static_cast<double>(customers);
   std::printf("%-8.*s %10zu %12.1f %12.1f %12.1f %16.1f  %s\n", static_cast<int>(name.size()), name.data(), r.events,
