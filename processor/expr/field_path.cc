@@ -86,57 +86,37 @@ std::string_view TypeWord(const FieldDescriptor* f) {
 
 using cx::v1::InteractionEvent;
 
-Value Raw(const std::string& s) {
-  Value v;
-  v.s = s;
-  return v;
-}
-Value Raw(int32_t x) {
-  Value v;
-  v.i = x;
-  return v;
-}
-Value Raw(double x) {
-  Value v;
-  v.d = x;
-  return v;
-}
-Value Raw(bool x) {
-  Value v;
-  v.b = x;
-  return v;
-}
+// Each writes one member of the caller's Value in place: a Value returned by
+// the reader and then copied would be read back in wider loads than the
+// narrow stores that wrote it, which the store buffer cannot forward.
+void Raw(const std::string& s, Value* v) { v->s = s; }
+void Raw(int32_t x, Value* v) { v->i = x; }
+void Raw(double x, Value* v) { v->d = x; }
+void Raw(bool x, Value* v) { v->b = x; }
 template <typename E>
   requires std::is_enum_v<E>
-Value Raw(E x) {  // the number; Read turns it into its label
-  Value v;
-  v.i = static_cast<int>(x);
-  return v;
+void Raw(E x, Value* v) {  // the number; Read turns it into its label
+  v->i = static_cast<int>(x);
 }
-Value Raw(const google::protobuf::Timestamp& t) {
-  Value v;
-  v.i = ToMicros(t);
-  return v;
-}
-Value Raw(const google::protobuf::Duration& d) {
-  Value v;
-  v.i = ToMicros(d);
-  return v;
-}
+void Raw(const google::protobuf::Timestamp& t, Value* v) { v->i = ToMicros(t); }
+void Raw(const google::protobuf::Duration& d, Value* v) { v->i = ToMicros(d); }
 
 struct TypedField {
   int body;  // 0: a top-level field
   int leaf;
-  Value (*read)(const InteractionEvent&);
+  void (*read)(const InteractionEvent&, Value*);
 };
 
 // field: the accessor's name; Camel: the generated type and constant names.
-#define CXPULSE_TOP(field, Camel) \
-  TypedField { 0, InteractionEvent::k##Camel##FieldNumber, [](const InteractionEvent& e) { return Raw(e.field()); } }
-#define CXPULSE_BODY(body, Body, field, Camel)                                                          \
-  TypedField {                                                                                         \
-    InteractionEvent::k##Body##FieldNumber, cx::v1::Body::k##Camel##FieldNumber,                       \
-        [](const InteractionEvent& e) { return Raw(e.body().field()); }                                \
+#define CXPULSE_TOP(field, Camel)                                         \
+  TypedField {                                                            \
+    0, InteractionEvent::k##Camel##FieldNumber,                           \
+        [](const InteractionEvent& e, Value* v) { Raw(e.field(), v); }    \
+  }
+#define CXPULSE_BODY(body, Body, field, Camel)                                   \
+  TypedField {                                                                   \
+    InteractionEvent::k##Body##FieldNumber, cx::v1::Body::k##Camel##FieldNumber, \
+        [](const InteractionEvent& e, Value* v) { Raw(e.body().field(), v); }    \
   }
 
 constexpr TypedField kTypedFields[] = {
@@ -331,9 +311,14 @@ std::string_view FieldPath::LabelOf(int number) const {
 }
 
 Value FieldPath::Read(const cx::v1::InteractionEvent& event, std::string* scratch) const {
-  if (typed_ == nullptr) return ReadByReflection(event, scratch);
-  Value v = typed_(event);
+  // Every path returns `v`, so it is built in the caller's Value (NRVO).
+  Value v;
+  if (typed_ == nullptr) {
+    v = ReadByReflection(event, scratch);
+    return v;
+  }
   v.type = type_;
+  typed_(event, &v);
   if (kind_ == Kind::kEnum) {
     v.s = LabelOf(static_cast<int>(v.i));
     v.i = 0;

@@ -64,9 +64,9 @@ class FieldPath {
     kAttribute
   };
 
-  // A generated accessor's result before the path's type is stamped on it:
-  // an enum reads as its number, in `i`.
-  using TypedRead = Value (*)(const cx::v1::InteractionEvent&);
+  // Reads a field through its generated accessor into `out`, whose type is
+  // already set; an enum reads as its number, in `i`.
+  using TypedRead = void (*)(const cx::v1::InteractionEvent&, Value* out);
 
   std::string_view LabelOf(int number) const;
 
