@@ -2,6 +2,9 @@
 
 #include <map>
 
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+
 namespace cxpulse {
 namespace {
 
@@ -27,6 +30,54 @@ bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* value) {
   }
   return false;
 }
+
+// Generated accessors for the schema's sub-message fields, by (type holding
+// the field, field number). Same effect as the reflection calls they replace:
+// release clears the field (and a oneof's case) and hands the object back;
+// set, into a cleared message, installs it (and sets the oneof's case).
+struct TypedSubField {
+  const Descriptor* (*parent)();
+  int number;
+  void (*set)(Message* parent, Message* sub);
+  Message* (*release)(Message* parent);
+};
+
+#define CXPULSE_SUB(Parent, field, Camel, Sub)                                                    \
+  TypedSubField {                                                                                 \
+    &Parent::descriptor, Parent::k##Camel##FieldNumber,                                           \
+        [](Message* p, Message* sub) {                                                            \
+          static_cast<Parent*>(p)->unsafe_arena_set_allocated_##field(static_cast<Sub*>(sub));    \
+        },                                                                                        \
+        [](Message* p) -> Message* { return static_cast<Parent*>(p)->unsafe_arena_release_##field(); } \
+  }
+
+using cx::v1::InteractionEvent;
+using google::protobuf::Duration;
+using google::protobuf::Timestamp;
+
+const TypedSubField kTypedSubFields[] = {
+    CXPULSE_SUB(InteractionEvent, occurred_at, OccurredAt, Timestamp),
+    CXPULSE_SUB(InteractionEvent, contact_started, ContactStarted, cx::v1::ContactStarted),
+    CXPULSE_SUB(InteractionEvent, queued, Queued, cx::v1::Queued),
+    CXPULSE_SUB(InteractionEvent, answered, Answered, cx::v1::Answered),
+    CXPULSE_SUB(InteractionEvent, transferred, Transferred, cx::v1::Transferred),
+    CXPULSE_SUB(InteractionEvent, abandoned, Abandoned, cx::v1::Abandoned),
+    CXPULSE_SUB(InteractionEvent, ended, Ended, cx::v1::Ended),
+    CXPULSE_SUB(InteractionEvent, callback_requested, CallbackRequested, cx::v1::CallbackRequested),
+    CXPULSE_SUB(InteractionEvent, callback_attempted, CallbackAttempted, cx::v1::CallbackAttempted),
+    CXPULSE_SUB(InteractionEvent, survey, Survey, cx::v1::Survey),
+    CXPULSE_SUB(InteractionEvent, sentiment, Sentiment, cx::v1::Sentiment),
+    CXPULSE_SUB(InteractionEvent, case_opened, CaseOpened, cx::v1::CaseOpened),
+    CXPULSE_SUB(InteractionEvent, case_closed, CaseClosed, cx::v1::CaseClosed),
+    CXPULSE_SUB(InteractionEvent, complaint, Complaint, cx::v1::Complaint),
+    CXPULSE_SUB(cx::v1::Answered, wait, Wait, Duration),
+    CXPULSE_SUB(cx::v1::Abandoned, wait, Wait, Duration),
+    CXPULSE_SUB(cx::v1::Ended, handle_time, HandleTime, Duration),
+    CXPULSE_SUB(cx::v1::CallbackRequested, due_at, DueAt, Timestamp),
+    CXPULSE_SUB(cx::v1::CaseOpened, sla_due_at, SlaDueAt, Timestamp),
+};
+
+#undef CXPULSE_SUB
 
 Message* New(const FieldDescriptor* f) {
   return google::protobuf::MessageFactory::generated_factory()->GetPrototype(f->message_type())->New();
@@ -58,6 +109,12 @@ size_t EventDecoder::BuildPlan(const Descriptor* type, int depth) {
       auto [it, added] = oneofs.emplace(oneof, static_cast<int>(oneof_stamp_.size()));
       if (added) oneof_stamp_.push_back(0);
       s.oneof = it->second;
+    }
+    for (const TypedSubField& t : kTypedSubFields) {
+      if (t.parent() == type && t.number == f->number()) {
+        s.set = t.set;
+        s.release = t.release;
+      }
     }
     s.plan = BuildPlan(f->message_type(), depth + 1);
     plan.fields.push_back(s);
@@ -92,7 +149,11 @@ void EventDecoder::Install(Message* message, const Plan& plan, const uint8_t* p,
         slot_stamp_[s->slot] = record_;
         if (s->oneof >= 0) oneof_stamp_[static_cast<size_t>(s->oneof)] = record_;
         Message* sub = parked_[s->slot].release();
-        s->reflection->UnsafeArenaSetAllocatedMessage(message, sub, s->field);
+        if (s->set != nullptr) {
+          s->set(message, sub);
+        } else {
+          s->reflection->UnsafeArenaSetAllocatedMessage(message, sub, s->field);
+        }
         installed_.push_back({message, s});
         Install(sub, plans_[s->plan], p, p + skip, depth + 1);
         break;
@@ -105,10 +166,19 @@ void EventDecoder::Install(Message* message, const Plan& plan, const uint8_t* p,
 }
 
 void EventDecoder::Park(Message* parent, const SubField& s) {
-  Message* sub = s.reflection->UnsafeArenaReleaseMessage(parent, s.field);
+  Message* sub =
+      s.release != nullptr ? s.release(parent) : s.reflection->UnsafeArenaReleaseMessage(parent, s.field);
   if (sub == nullptr) return;
   sub->Clear();  // keeps its strings' buffers; its own sub-messages are parked already
   parked_[s.slot].reset(sub);
+}
+
+size_t EventDecoder::ReflectedFields() const {
+  size_t n = 0;
+  for (const Plan& plan : plans_) {
+    for (const SubField& s : plan.fields) n += s.set == nullptr || s.release == nullptr;
+  }
+  return n;
 }
 
 void EventDecoder::ParkInstalled() {

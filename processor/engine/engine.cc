@@ -470,6 +470,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
   stats_ = std::move(stats);
   findings_.clear();
   window_text_.clear();
+  absence_rules_.clear();
   findings_.reserve(n);
   size_t most_evidence = kEvidence, most_key_values = 1;
   for (const Rule& rule : rules_->rules()) {
@@ -484,6 +485,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
     for (const auto& [k, v] : rule.labels) (*f.mutable_labels())[k] = v;
     f.set_escalate_to(rule.escalate_to);
     window_text_.push_back(rule.window > 0 ? FormatDuration(rule.window) : std::string());
+    if (rule.kind == RuleKind::kAbsence) absence_rules_.push_back(findings_.size() - 1);
   }
   evidence_.reserve(most_evidence);
   key_values_.reserve(most_key_values);
@@ -831,7 +833,9 @@ void Engine::ApplyAbsence(int r, RuleState& s, const cx::v1::InteractionEvent& e
 }
 
 void Engine::FireDue(PartitionState& ps, Micros watermark) {
-  for (size_t r = 0; r < rules_->rules().size(); ++r) {
+  // Runs after every event: only absence rules hold timers, so only their
+  // states are looked at.
+  for (const size_t r : absence_rules_) {
     RuleState& state = *ps.rules[r];
     // Strictly past the deadline: a follow-up stamped exactly at the deadline
     // is still on time and may still arrive.

@@ -127,6 +127,7 @@ class Engine final {
   // set once; a finding overwrites the rest in place.
   std::vector<cx::v1::Finding> findings_;
   std::vector<std::string> window_text_;  // per rule: its window as "7d", for {window}
+  std::vector<size_t> absence_rules_;     // the indices of the rules that set timers
   uint64_t next_seq_ = 0;
 };
 

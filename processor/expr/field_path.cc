@@ -1,5 +1,7 @@
 #include "expr/field_path.h"
 
+#include <type_traits>
+
 #include "common/strings.h"
 #include "common/time.h"
 #include "google/protobuf/duration.pb.h"
@@ -71,6 +73,85 @@ std::string_view TypeWord(const FieldDescriptor* f) {
   }
   return "a value";
 }
+
+// ---- Typed reads -------------------------------------------------------------
+// Reflection costs a descriptor check, a field-offset lookup and, for a
+// sub-message, a thread-local lookup on every read; the generated accessors
+// are a load. One reader per field of the schema, keyed by (body field
+// number or 0, leaf field number); a field missing here is read by
+// reflection. tests/expr/field_path_test.cc walks the descriptor and holds
+// every reader to the reflection read, so this table cannot drift from the
+// schema unnoticed. A body accessor of an event whose body is another type
+// returns the default instance, as reflection does.
+
+using cx::v1::InteractionEvent;
+
+// Each writes one member of the caller's Value in place: a Value returned by
+// the reader and then copied would be read back in wider loads than the
+// narrow stores that wrote it, which the store buffer cannot forward.
+void Raw(const std::string& s, Value* v) { v->s = s; }
+void Raw(int32_t x, Value* v) { v->i = x; }
+void Raw(double x, Value* v) { v->d = x; }
+void Raw(bool x, Value* v) { v->b = x; }
+template <typename E>
+  requires std::is_enum_v<E>
+void Raw(E x, Value* v) {  // the number; Read turns it into its label
+  v->i = static_cast<int>(x);
+}
+void Raw(const google::protobuf::Timestamp& t, Value* v) { v->i = ToMicros(t); }
+void Raw(const google::protobuf::Duration& d, Value* v) { v->i = ToMicros(d); }
+
+struct TypedField {
+  int body;  // 0: a top-level field
+  int leaf;
+  void (*read)(const InteractionEvent&, Value*);
+};
+
+// field: the accessor's name; Camel: the generated type and constant names.
+#define CXPULSE_TOP(field, Camel)                                         \
+  TypedField {                                                            \
+    0, InteractionEvent::k##Camel##FieldNumber,                           \
+        [](const InteractionEvent& e, Value* v) { Raw(e.field(), v); }    \
+  }
+#define CXPULSE_BODY(body, Body, field, Camel)                                   \
+  TypedField {                                                                   \
+    InteractionEvent::k##Body##FieldNumber, cx::v1::Body::k##Camel##FieldNumber, \
+        [](const InteractionEvent& e, Value* v) { Raw(e.body().field(), v); }    \
+  }
+
+constexpr TypedField kTypedFields[] = {
+    CXPULSE_TOP(event_id, EventId),
+    CXPULSE_TOP(occurred_at, OccurredAt),
+    CXPULSE_TOP(customer_id, CustomerId),
+    CXPULSE_TOP(contact_id, ContactId),
+    CXPULSE_TOP(channel, Channel),
+    CXPULSE_TOP(queue, Queue),
+    CXPULSE_TOP(agent_id, AgentId),
+    CXPULSE_TOP(reason, Reason),
+    CXPULSE_TOP(segment, Segment),
+    CXPULSE_BODY(contact_started, ContactStarted, direction, Direction),
+    CXPULSE_BODY(answered, Answered, wait, Wait),
+    CXPULSE_BODY(transferred, Transferred, to_queue, ToQueue),
+    CXPULSE_BODY(transferred, Transferred, to_agent_id, ToAgentId),
+    CXPULSE_BODY(abandoned, Abandoned, wait, Wait),
+    CXPULSE_BODY(ended, Ended, handle_time, HandleTime),
+    CXPULSE_BODY(ended, Ended, resolved, Resolved),
+    CXPULSE_BODY(ended, Ended, disposition, Disposition),
+    CXPULSE_BODY(callback_requested, CallbackRequested, due_at, DueAt),
+    CXPULSE_BODY(callback_attempted, CallbackAttempted, connected, Connected),
+    CXPULSE_BODY(survey, Survey, metric, Metric),
+    CXPULSE_BODY(survey, Survey, score, Score),
+    CXPULSE_BODY(survey, Survey, comment, Comment),
+    CXPULSE_BODY(sentiment, Sentiment, score, Score),
+    CXPULSE_BODY(case_opened, CaseOpened, case_id, CaseId),
+    CXPULSE_BODY(case_opened, CaseOpened, sla_due_at, SlaDueAt),
+    CXPULSE_BODY(case_closed, CaseClosed, case_id, CaseId),
+    CXPULSE_BODY(complaint, Complaint, category, Category),
+    CXPULSE_BODY(complaint, Complaint, text, Text),
+};
+
+#undef CXPULSE_TOP
+#undef CXPULSE_BODY
 
 }  // namespace
 
@@ -148,6 +229,9 @@ absl::StatusOr<FieldPath> FieldPath::Resolve(std::string_view path) {
     return absl::InvalidArgumentError(Cat("\"", path, "\" is ", TypeWord(leaf), ", which expressions cannot read"));
   }
   out.leaf_ = leaf;
+  for (const TypedField& t : kTypedFields) {
+    if (t.body == out.body() && t.leaf == leaf->number()) out.typed_ = t.read;
+  }
   switch (leaf->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
       out.kind_ = Kind::kInt32;
@@ -227,6 +311,22 @@ std::string_view FieldPath::LabelOf(int number) const {
 }
 
 Value FieldPath::Read(const cx::v1::InteractionEvent& event, std::string* scratch) const {
+  // Every path returns `v`, so it is built in the caller's Value (NRVO).
+  Value v;
+  if (typed_ == nullptr) {
+    v = ReadByReflection(event, scratch);
+    return v;
+  }
+  v.type = type_;
+  typed_(event, &v);
+  if (kind_ == Kind::kEnum) {
+    v.s = LabelOf(static_cast<int>(v.i));
+    v.i = 0;
+  }
+  return v;
+}
+
+Value FieldPath::ReadByReflection(const cx::v1::InteractionEvent& event, std::string* scratch) const {
   Value v;
   v.type = type_;
   if (kind_ == Kind::kAttribute) {

@@ -1,8 +1,10 @@
 // FieldPath: a field of cx.v1.InteractionEvent named the way rules name it
 // ("queue", "occurred_at", "survey.score", "attributes.tier"), resolved once
-// against the protobuf descriptors and then read from events by reflection
-// without allocating. Immutable after Resolve; Read is const and may run on
-// any thread, each with its own scratch string.
+// against the protobuf descriptors and then read from events without
+// allocating: through the generated accessor for every field of this build's
+// schema (chosen once, at Resolve), by reflection for any other. Immutable
+// after Resolve; Read is const and may run on any thread, each with its own
+// scratch string.
 #pragma once
 
 #include <string>
@@ -29,6 +31,12 @@ class FieldPath {
   // as its default (0, "", false, the enum's zero value); a missing attribute
   // as "". Strings view the event, this FieldPath (enum labels) or `scratch`.
   Value Read(const cx::v1::InteractionEvent& event, std::string* scratch) const;
+  // The same read through the protobuf reflection API alone: Read's fallback
+  // for a field without a generated accessor in field_path.cc's table, and
+  // what tests hold that table to (tests/expr/field_path_test.cc).
+  Value ReadByReflection(const cx::v1::InteractionEvent& event, std::string* scratch) const;
+  // Whether Read goes through a generated accessor.
+  bool typed() const { return typed_ != nullptr; }
 
   Type type() const { return type_; }
   const std::string& name() const { return name_; }
@@ -56,6 +64,10 @@ class FieldPath {
     kAttribute
   };
 
+  // Reads a field through its generated accessor into `out`, whose type is
+  // already set; an enum reads as its number, in `i`.
+  using TypedRead = void (*)(const cx::v1::InteractionEvent&, Value* out);
+
   std::string_view LabelOf(int number) const;
 
   std::string name_;
@@ -63,6 +75,7 @@ class FieldPath {
   Type type_ = Type::kString;
   const google::protobuf::FieldDescriptor* body_ = nullptr;  // member of the body oneof, or null
   const google::protobuf::FieldDescriptor* leaf_ = nullptr;  // in the event or in the body message
+  TypedRead typed_ = nullptr;                                // or null: reflection
   std::string key_;                                          // kAttribute
   std::vector<std::pair<int, std::string>> labels_;          // kEnum: (number, label), in declaration order
 };
