@@ -11,6 +11,10 @@ namespace {
 constexpr size_t kMaxBatch = 1024;
 constexpr int kPollTimeoutMs = 100;
 constexpr int kFlushTimeoutMs = 30'000;
+// Checkpoints noted while earlier ones are still in flight; beyond this the
+// newest is replaced (it only commits later). Deliveries time out first
+// (message.timeout.ms), which stops the shard.
+constexpr size_t kMaxPendingCheckpoints = 64;
 
 }  // namespace
 
@@ -111,7 +115,12 @@ void Shard::Run() {
     engine_->Tick(now);
     for (int32_t p : owned_) offsets_->watermark[p].store(engine_->WatermarkOf(p, now), std::memory_order_relaxed);
     kpi_->Tick(now);
-    producer_->Poll();
+    producer_->Poll();  // serves delivery reports
+    if (now - last_checkpoint >= config_.engine.commit_interval) {
+      MarkCheckpoint();
+      last_checkpoint = now;
+    }
+    PublishDelivered();
     if (n > 0) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       size_t b = 0;
@@ -120,10 +129,6 @@ void Shard::Run() {
       ShardCounters::Add(counters_.batch_count);
       counters_.batch_seconds.store(counters_.batch_seconds.load(std::memory_order_relaxed) + seconds,
                                     std::memory_order_relaxed);
-    }
-    if (now - last_checkpoint >= config_.engine.commit_interval) {
-      Checkpoint();
-      last_checkpoint = now;
     }
   }
   DrainCommands();
@@ -209,22 +214,41 @@ void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, s
   if (!s.ok()) Fail(s);
 }
 
-void Shard::Checkpoint() {
-  if (!fatal_.ok()) return;
-  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
-    return Fail(absl::DataLossError(Cat(Message(s), "; input offsets not committed")));
+// The shard does not wait for its findings here: waiting (a flush) held every
+// record arriving meanwhile for a produce round trip, once a commit_interval
+// (BENCHMARKS.md (d)). An offset still becomes committable only once every
+// finding and dead letter produced before it is delivered.
+void Shard::MarkCheckpoint() {
+  PendingCheckpoint c{producer_->Mark(), {}};
+  for (int32_t p : owned_) {
+    const int64_t next = next_[static_cast<size_t>(p)];
+    if (next >= 0) c.next.emplace_back(p, next);
   }
-  // Any delivery failure since the last checkpoint, including those served
-  // by Poll() in between, means a finding or dead letter was lost: stop
+  if (pending_.size() < kMaxPendingCheckpoints) pending_.push_back(std::move(c));
+  else pending_.back() = std::move(c);
+}
+
+void Shard::PublishDelivered() {
+  if (!fatal_.ok()) return;
+  // Any delivery failure means a finding or dead letter was lost: stop
   // before anything past it is committed.
   if (producer_->delivery_failures() != failures_seen_) {
     failures_seen_ = producer_->delivery_failures();
     return Fail(absl::DataLossError("findings or dead letters could not be delivered; input offsets not committed"));
   }
-  for (int32_t p : owned_) {
-    const int64_t next = next_[static_cast<size_t>(p)];
-    if (next >= 0) offsets_->committable[p].store(next, std::memory_order_release);
+  while (!pending_.empty() && producer_->DeliveredThrough(pending_.front().mark)) {
+    for (const auto& [p, next] : pending_.front().next) offsets_->committable[p].store(next, std::memory_order_release);
+    pending_.pop_front();
   }
+}
+
+void Shard::Checkpoint() {
+  if (!fatal_.ok()) return;
+  MarkCheckpoint();
+  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
+    return Fail(absl::DataLossError(Cat(Message(s), "; input offsets not committed")));
+  }
+  PublishDelivered();  // everything is delivered or failed now
 }
 
 }  // namespace cxpulse

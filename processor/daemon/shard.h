@@ -9,9 +9,11 @@
 
 #include <array>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/time.h"
@@ -110,7 +112,15 @@ class Shard {
   void DrainCommands();
   void Handle(const rd_kafka_message_t& msg, Micros now);
   void DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail);
-  // Flushes the producer; on success publishes processed offsets as committable.
+  // Every commit_interval, without waiting: notes each owned partition's
+  // next offset under a producer delivery mark.
+  void MarkCheckpoint();
+  // Publishes as committable the offsets of every noted checkpoint whose
+  // findings and dead letters are all delivered; stops the shard instead if
+  // any delivery failed.
+  void PublishDelivered();
+  // Waits (revocation, stop): flushes the producer, then publishes what is
+  // processed.
   void Checkpoint();
   void Fail(absl::Status s);
 
@@ -126,6 +136,12 @@ class Shard {
   EventDecoder decoder_;
   std::vector<int32_t> owned_;      // partitions this shard owns now
   std::vector<int64_t> next_;       // next offset to process, by partition (-1: none yet)
+  // Checkpoints noted, oldest first, whose output may still be in flight.
+  struct PendingCheckpoint {
+    uint64_t mark = 0;                                // Producer::Mark()
+    std::vector<std::pair<int32_t, int64_t>> next;  // partition, next offset
+  };
+  std::deque<PendingCheckpoint> pending_;
   uint64_t failures_seen_ = 0;
   absl::Status fatal_;
 

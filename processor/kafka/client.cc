@@ -48,8 +48,27 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(const KafkaProperties
 }
 
 void Producer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
-  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    static_cast<Producer*>(opaque)->failures_.fetch_add(1, std::memory_order_relaxed);
+  auto* self = static_cast<Producer*>(opaque);
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) self->failures_.fetch_add(1, std::memory_order_relaxed);
+  // The message's opaque is the mark it was produced under.
+  const auto mark = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(msg->_private));
+  if (mark >= self->first_open_ && mark - self->first_open_ < self->in_flight_.size()) {
+    --self->in_flight_[mark - self->first_open_];
+    self->ReleaseDelivered();
+  }
+}
+
+uint64_t Producer::Mark() {
+  const uint64_t mark = first_open_ + in_flight_.size() - 1;
+  in_flight_.push_back(0);
+  ReleaseDelivered();
+  return mark;
+}
+
+void Producer::ReleaseDelivered() {
+  while (in_flight_.size() > 1 && in_flight_.front() == 0) {
+    in_flight_.pop_front();
+    ++first_open_;
   }
 }
 
@@ -74,8 +93,12 @@ absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::s
         RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_HEADERS(hdrs),  // null means none
+        RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<uintptr_t>(first_open_ + in_flight_.size() - 1))),
         RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();  // headers now owned by librdkafka
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {  // headers now owned by librdkafka
+      ++in_flight_.back();
+      return absl::OkStatus();
+    }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < kQueueFullRetries) {
       rd_kafka_poll(rk_.get(), 10);  // back-pressure: let deliveries drain
       continue;

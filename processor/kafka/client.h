@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,11 +56,24 @@ class Producer {
   uint64_t delivery_failures() const { return failures_.load(std::memory_order_relaxed); }
   rd_kafka_t* handle() const { return rk_.get(); }
 
+  // Delivery marks, for checkpoints that do not wait: Mark() closes the group
+  // of messages produced since the previous mark and returns its id;
+  // DeliveredThrough(m) is true once every message produced before Mark()
+  // returned m has had its delivery report (served by Poll or Flush; a failed
+  // one is counted in delivery_failures()). Owning thread only.
+  uint64_t Mark();
+  bool DeliveredThrough(uint64_t mark) const { return mark < first_open_; }
+
  private:
   Producer() = default;
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  void ReleaseDelivered();
   KafkaHandle rk_;
   std::atomic<uint64_t> failures_{0};
+  // Messages awaiting their delivery report, by mark: in_flight_[i] for mark
+  // first_open_ + i; the last one is the mark still open.
+  uint64_t first_open_ = 0;
+  std::deque<uint64_t> in_flight_{0};
 };
 
 // librdkafka's mock cluster: real Kafka protocol on loopback, in this process.

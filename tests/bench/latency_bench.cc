@@ -33,6 +33,10 @@
 // Run: build/tests/latency_bench [--binary PATH] [--rate N] [--seconds S]
 //        [--warmup S] [--backlog N] [--shards N] [--gen-linger-ms MS]
 //        [--probe-from N] [--probe-seconds S] [--variant NAME[:k=v,k=v]]...
+//        [--engine k=v]... [--dump PREFIX]
+// --engine sets a key of the daemon's `engine:` section (e.g. commit_interval=10s);
+// --dump writes every measured event of each variant to PREFIX.NAME.tsv (event id,
+// sent, ack, finding CreateTime, received; for finding where a tail comes from).
 // Without --variant: default, linger.ms=0, fetch.wait.max.ms=1, and both; the
 // first variant is the one the maximum is found with.
 #include <librdkafka/rdkafka.h>
@@ -87,6 +91,8 @@ struct Options {
   // message sets (every fetch walks them all; BENCHMARKS.md (d)).
   std::string gen_linger_ms = "1";
   std::vector<std::pair<std::string, KafkaProperties>> variants;
+  KafkaProperties engine;  // the daemon config's `engine:` keys
+  std::string dump;        // per-event rows to DUMP.<variant>.tsv
 };
 
 [[noreturn]] void Die(const std::string& why) {
@@ -110,7 +116,7 @@ struct Setup {
   testing::TempDir dir;
   std::string config;
 
-  explicit Setup(const KafkaProperties& daemon_properties) {
+  Setup(const KafkaProperties& daemon_properties, const KafkaProperties& engine) {
     auto c = EmbeddedCluster::Start(1);
     if (!c.ok()) Die(std::string(Message(c.status())));
     cluster = *std::move(c);
@@ -122,9 +128,12 @@ struct Setup {
     std::string props = "{";
     for (const auto& [k, v] : daemon_properties) Append(&props, props.size() > 1 ? ", " : "", k, ": \"", v, "\"");
     props += "}";
+    std::string engine_keys = "{";
+    for (const auto& [k, v] : engine) Append(&engine_keys, engine_keys.size() > 1 ? ", " : "", k, ": ", v);
+    engine_keys += "}";
     config = dir.Write("cxpulse.yaml", Cat("kafka:\n  brokers: ", cluster->bootstrap_servers(),
                                            "\n  group_id: latency-bench\n  properties: ", props, "\nrules: ", rules,
-                                           "\nadmin: {address: 127.0.0.1:0}\n"));
+                                           "\nadmin: {address: 127.0.0.1:0}\nengine: ", engine_keys, "\n"));
   }
 };
 
@@ -305,7 +314,7 @@ std::string Tail(const std::string& text, size_t lines) {
 // For reference: the daemon alone draining a preloaded backlog, its rate
 // from the findings' CreateTimes (first to last), start-up excluded.
 double MeasureMax(const Options& o) {
-  Setup setup({});
+  Setup setup({}, o.engine);
   {
     Generator gen(setup.cluster->bootstrap_servers(), "5", 0);
     EventMaker maker;
@@ -363,7 +372,7 @@ struct LatencyResult {
 // the distributions unless `quiet` (a probe of the maximum).
 LatencyResult MeasureLatency(const Options& o, double rate, double seconds, const std::string& name,
                              const KafkaProperties& properties, bool quiet) {
-  Setup setup(properties);
+  Setup setup(properties, o.engine);
   const auto warm = static_cast<int64_t>(rate * o.warmup);
   const auto total = warm + static_cast<int64_t>(rate * seconds);
   FindingReader reader(setup.cluster->bootstrap_servers(), total);
@@ -419,6 +428,18 @@ LatencyResult MeasureLatency(const Options& o, double rate, double seconds, cons
     if (quarter == 3) q4.push_back(r);
     if (reader.create_ms()[k] < 0) ++no_create_time;
     else create.push_back(static_cast<double>(reader.create_ms()[k]) - static_cast<double>(sent_us[k]) / 1000.0);
+  }
+  if (!quiet && !o.dump.empty()) {
+    const std::string path = Cat(o.dump, ".", name, ".tsv");
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) Die("cannot write " + path);
+    std::fprintf(f, "id\tsent_us\tack_us\tcreate_ms\trecv_us\n");
+    for (int64_t i = warm; i < total; ++i) {
+      const auto k = static_cast<size_t>(i);
+      std::fprintf(f, "%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n", i, sent_us[k],
+                   gen.ack_us()[k], reader.create_ms()[k], reader.recv_us()[k]);
+    }
+    std::fclose(f);
   }
   LatencyResult result;
   result.sent_rate = static_cast<double>(total) / send_s;
@@ -488,7 +509,13 @@ Options Parse(int argc, char** argv) {
     else if (a == "--gen-linger-ms") o.gen_linger_ms = need(i);
     else if (a == "--probe-from") o.probe_from = std::atof(need(i).c_str());
     else if (a == "--probe-seconds") o.probe_seconds = std::atof(need(i).c_str());
-    else if (a == "--variant") {
+    else if (a == "--dump") o.dump = need(i);
+    else if (a == "--engine") {
+      const std::string kv = need(i);
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos) Die("--engine wants k=v, got " + kv);
+      o.engine[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (a == "--variant") {
       // NAME[:k=v,k=v]
       const std::string text = need(i);
       const size_t colon = text.find(':');
@@ -506,7 +533,8 @@ Options Parse(int argc, char** argv) {
     } else {
       Die(Cat("unknown argument ", a,
               "\nusage: latency_bench [--binary PATH] [--rate N] [--seconds S] [--warmup S] [--backlog N] "
-              "[--shards N] [--gen-linger-ms MS] [--probe-from N] [--probe-seconds S] [--variant NAME:k=v,k=v]..."));
+              "[--shards N] [--gen-linger-ms MS] [--probe-from N] [--probe-seconds S] [--variant NAME:k=v,k=v]... "
+              "[--engine k=v]... [--dump PREFIX]"));
     }
   }
   if (o.variants.empty()) {
