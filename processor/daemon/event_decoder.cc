@@ -125,20 +125,22 @@ size_t EventDecoder::BuildPlan(const Descriptor* type, int depth) {
   return index;
 }
 
-void EventDecoder::Install(Message* message, const Plan& plan, const uint8_t* p, const uint8_t* end, int depth) {
-  if (plan.fields.empty() || depth >= kMaxDepth) return;
+bool EventDecoder::Install(Message* message, const Plan& plan, const uint8_t* p, const uint8_t* end, int depth) {
+  if (plan.fields.empty()) return true;  // nothing to put back, nothing the parser can replace
+  if (depth >= kMaxDepth) return false;
   while (p < end) {
     uint64_t tag = 0;
-    if (!ReadVarint(p, end, &tag)) return;
+    // The parser reads tags as 32 bits; a longer one is not ours to guess at.
+    if (!ReadVarint(p, end, &tag) || tag > UINT32_MAX) return false;
     uint64_t skip = 0;
     switch (tag & 7) {
       case 0:
-        if (!ReadVarint(p, end, &skip)) return;
+        if (!ReadVarint(p, end, &skip)) return false;
         continue;
       case 1: skip = 8; break;
       case 5: skip = 4; break;
       case 2: {
-        if (!ReadVarint(p, end, &skip) || skip > static_cast<uint64_t>(end - p)) return;
+        if (!ReadVarint(p, end, &skip) || skip > static_cast<uint64_t>(end - p)) return false;
         const SubField* s = plan.Find(tag >> 3);
         // A field seen again in the record merges into the object already there.
         if (s == nullptr || slot_stamp_[s->slot] == record_) break;
@@ -155,14 +157,15 @@ void EventDecoder::Install(Message* message, const Plan& plan, const uint8_t* p,
           s->reflection->UnsafeArenaSetAllocatedMessage(message, sub, s->field);
         }
         installed_.push_back({message, s});
-        Install(sub, plans_[s->plan], p, p + skip, depth + 1);
+        if (!Install(sub, plans_[s->plan], p, p + skip, depth + 1)) return false;
         break;
       }
-      default: return;  // groups are not in our schema; the parser decides
+      default: return false;  // a group (valid, as an unknown field) or a bad wire type
     }
-    if (skip > static_cast<uint64_t>(end - p)) return;
+    if (skip > static_cast<uint64_t>(end - p)) return false;
     p += skip;
   }
+  return true;
 }
 
 void EventDecoder::Park(Message* parent, const SubField& s) {
@@ -212,10 +215,17 @@ const cx::v1::InteractionEvent* EventDecoder::Decode(const void* data, size_t si
   tracked_ = true;
   ++record_;
   const auto* bytes = static_cast<const uint8_t*>(data);
-  Install(&event_, plans_[0], bytes, bytes + size, 0);
+  if (!Install(&event_, plans_[0], bytes, bytes + size, 0)) tracked_ = false;
   // ParseFromArray without its Clear(), which would delete what Install put back.
   const bool ok = event_.ParseFrom<google::protobuf::MessageLite::kMerge>(
       google::protobuf::StringPiece(static_cast<const char*>(data), size));
+  // Backstop: a oneof member put back must still be set, else the parser
+  // replaced (and deleted) it, and what was put back inside it, without the
+  // scan having seen why. In order: a member's parent is checked before it.
+  for (const Installed& i : installed_) {
+    if (!tracked_) break;
+    if (i.sub->oneof >= 0 && !i.sub->reflection->HasField(*i.parent, i.sub->field)) tracked_ = false;
+  }
   return ok ? &event_ : nullptr;
 }
 

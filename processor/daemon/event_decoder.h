@@ -83,10 +83,12 @@ class EventDecoder {
 
   size_t BuildPlan(const google::protobuf::Descriptor* type, int depth);
   // Puts parked sub-messages back into `message` for the sub-message fields
-  // its wire bytes [p, end) carry. Malformed bytes stop it early; the parser
-  // then reports them.
-  void Install(google::protobuf::Message* message, const Plan& plan, const uint8_t* p, const uint8_t* end,
-               int depth);
+  // its wire bytes [p, end) carry. False when it could not read them to the
+  // end as the parser will (malformed bytes, a group, an over-long tag): the
+  // parser may then replace a oneof member put back here, so the record is
+  // untracked.
+  [[nodiscard]] bool Install(google::protobuf::Message* message, const Plan& plan, const uint8_t* p,
+                             const uint8_t* end, int depth);
   // Takes back what Install put in, children first, and clears it.
   void ParkInstalled();
   // The general way, for a record whose sub-messages Install could not

@@ -144,5 +144,30 @@ TEST(EventDecoderTest, BadBytesFailAsAFreshParseFails) {
   ExpectSameAsFreshParse(decoder, bad_utf8, "invalid UTF-8 in a string");
 }
 
+// Records the pre-scan cannot read to the end as the parser does: an unknown
+// field encoded as a group (valid protobuf, kept as an unknown field) and a
+// tag longer than the parser's 32 bits. A oneof member after them is seen
+// only by the parser, which replaces (deletes) the member put back before;
+// the records after must still decode right (and, under ASan, touch no freed
+// memory).
+TEST(EventDecoderTest, RecordsThePreScanCannotFollowStillDecodeRight) {
+  InteractionEvent answered;
+  answered.set_customer_id("c1");
+  answered.mutable_answered()->mutable_wait()->set_seconds(5);
+  InteractionEvent abandoned;
+  abandoned.mutable_abandoned();
+  const std::string group("\x9b\x06\x08\x01\x9c\x06", 6);  // field 99 as a group holding field 1 = 1
+  const std::string long_tag("\xc2\x81\x80\x80\x70\x00", 6);  // field 24 (abandoned), 5-byte tag, high bits set
+  for (const std::string& odd : {answered.SerializeAsString() + group + abandoned.SerializeAsString(),
+                                 answered.SerializeAsString() + long_tag}) {
+    EventDecoder decoder;
+    for (int round = 0; round < 3; ++round) {
+      ExpectSameAsFreshParse(decoder, odd, "odd record");
+      ExpectSameAsFreshParse(decoder, answered.SerializeAsString(), "answered after it");
+      ExpectSameAsFreshParse(decoder, abandoned.SerializeAsString(), "abandoned after it");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cxpulse
