@@ -6,6 +6,7 @@
 
 #include "cli/gen_command.h"
 #include "cli/mock_kafka_command.h"
+#include "cli/validators.h"
 #include "common/time.h"
 #include "common/strings.h"
 #include "config/config.h"
@@ -17,14 +18,6 @@
 #include "spdlog/spdlog.h"
 
 namespace {
-
-// A duration option ("30s", "5m") as CLI11 sees it.
-CLI::Validator DurationValidator() {
-  return CLI::Validator([](std::string& text) -> std::string {
-    absl::StatusOr<cxpulse::Micros> d = cxpulse::ParseDuration(text);
-    return d.ok() ? std::string() : std::string(cxpulse::Message(d.status()));
-  }, "DURATION");
-}
 
 std::string DefaultRulesDir() {
   // From the source tree (make demo), else where the build says rules live.
@@ -97,7 +90,7 @@ int main(int argc, char** argv) {
   CLI::App* demo = app.add_subcommand(
       "demo", "Run everything in one process: embedded Kafka, generated traffic, the daemon, metrics");
   demo->add_option("--duration", demo_duration, "Stop after this long, e.g. 30s (default: until Ctrl-C)")
-      ->check(DurationValidator());
+      ->check(cxpulse::DurationValidator());
   demo->add_option("--rules", demo_options.rules_path, "Rule file or directory (default: rules/)");
   demo->add_option("--metrics", demo_options.admin_address, "Admin/metrics address host:port")
       ->capture_default_str();
