@@ -1,4 +1,4 @@
-// cxpulse: the one binary. Subcommands: run, demo, check.
+// cxpulse: the one binary. Subcommands: run, demo, check, test, replay, gen, mock-kafka.
 // Exceptions (CLI11's) stay here at the edge; below, errors are Status values.
 #include <CLI/CLI.hpp>
 #include <filesystem>
@@ -6,6 +6,7 @@
 
 #include "cli/gen_command.h"
 #include "cli/mock_kafka_command.h"
+#include "cli/replay_command.h"
 #include "cli/validators.h"
 #include "common/time.h"
 #include "common/strings.h"
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
 
   const cxpulse::GenCommand gen(app);
   const cxpulse::MockKafkaCommand mock_kafka(app);
+  const cxpulse::ReplayCommand replay(app);
 
   try {
     app.parse(argc, argv);
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
   }
   if (check->parsed()) return Check(check_paths);
   if (test->parsed()) return Test(test_paths);
+  if (replay.parsed()) return replay.Run();
   if (gen.parsed()) return gen.Run();
   if (mock_kafka.parsed()) return mock_kafka.Run();
   return 2;
