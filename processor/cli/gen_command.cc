@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
+#include "cli/validators.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "cx/v1/event.pb.h"
@@ -144,15 +145,6 @@ absl::Status ParseIncident(std::string_view text, TrafficOptions* traffic) {
     return absl::OkStatus();
   }
   return bad("unknown kind (surge, agents-lost)");
-}
-
-CLI::Validator StatusValidator(std::string name, std::function<absl::Status(const std::string&)> check) {
-  return CLI::Validator(
-      [check = std::move(check)](std::string& text) -> std::string {
-        absl::Status s = check(text);
-        return s.ok() ? std::string() : std::string(Message(s));
-      },
-      std::move(name));
 }
 
 // Where generated events go. Write and Finish report the first failure.

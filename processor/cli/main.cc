@@ -1,4 +1,4 @@
-// cxpulse: the one binary. Subcommands: run, demo, check.
+// cxpulse: the one binary. Subcommands: run, demo, check, test, replay, gen, mock-kafka.
 // Exceptions (CLI11's) stay here at the edge; below, errors are Status values.
 #include <CLI/CLI.hpp>
 #include <filesystem>
@@ -6,6 +6,8 @@
 
 #include "cli/gen_command.h"
 #include "cli/mock_kafka_command.h"
+#include "cli/replay_command.h"
+#include "cli/validators.h"
 #include "common/time.h"
 #include "common/strings.h"
 #include "config/config.h"
@@ -17,14 +19,6 @@
 #include "spdlog/spdlog.h"
 
 namespace {
-
-// A duration option ("30s", "5m") as CLI11 sees it.
-CLI::Validator DurationValidator() {
-  return CLI::Validator([](std::string& text) -> std::string {
-    absl::StatusOr<cxpulse::Micros> d = cxpulse::ParseDuration(text);
-    return d.ok() ? std::string() : std::string(cxpulse::Message(d.status()));
-  }, "DURATION");
-}
 
 std::string DefaultRulesDir() {
   // From the source tree (make demo), else where the build says rules live.
@@ -97,7 +91,7 @@ int main(int argc, char** argv) {
   CLI::App* demo = app.add_subcommand(
       "demo", "Run everything in one process: embedded Kafka, generated traffic, the daemon, metrics");
   demo->add_option("--duration", demo_duration, "Stop after this long, e.g. 30s (default: until Ctrl-C)")
-      ->check(DurationValidator());
+      ->check(cxpulse::DurationValidator());
   demo->add_option("--rules", demo_options.rules_path, "Rule file or directory (default: rules/)");
   demo->add_option("--metrics", demo_options.admin_address, "Admin/metrics address host:port")
       ->capture_default_str();
@@ -126,6 +120,7 @@ int main(int argc, char** argv) {
 
   const cxpulse::GenCommand gen(app);
   const cxpulse::MockKafkaCommand mock_kafka(app);
+  const cxpulse::ReplayCommand replay(app);
 
   try {
     app.parse(argc, argv);
@@ -142,6 +137,7 @@ int main(int argc, char** argv) {
   }
   if (check->parsed()) return Check(check_paths);
   if (test->parsed()) return Test(test_paths);
+  if (replay.parsed()) return replay.Run();
   if (gen.parsed()) return gen.Run();
   if (mock_kafka.parsed()) return mock_kafka.Run();
   return 2;

@@ -229,4 +229,11 @@ const cx::v1::InteractionEvent* EventDecoder::Decode(const void* data, size_t si
   return ok ? &event_ : nullptr;
 }
 
+std::string_view IncompleteEvent(const cx::v1::InteractionEvent& event) {
+  if (event.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) return "event has no body";
+  if (!event.has_occurred_at()) return "event has no occurred_at";
+  if (event.customer_id().empty()) return "event has no customer_id";
+  return {};
+}
+
 }  // namespace cxpulse

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "cx/v1/event.pb.h"
@@ -109,5 +110,10 @@ class EventDecoder {
   uint64_t record_ = 0;
   cx::v1::InteractionEvent event_;
 };
+
+// Why a decoded event cannot be run through the rules ("event has no
+// body", ...), or empty if it can. The daemon dead-letters such an event as
+// invalid; `cxpulse replay` reports and skips it.
+std::string_view IncompleteEvent(const cx::v1::InteractionEvent& event);
 
 }  // namespace cxpulse

@@ -180,13 +180,12 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
     return;
   }
   const cx::v1::InteractionEvent& event_ = *decoded;
-  std::string_view invalid;
-  if (event_.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) invalid = "event has no body";
-  else if (!event_.has_occurred_at()) invalid = "event has no occurred_at";
-  else if (event_.customer_id().empty()) invalid = "event has no customer_id";
+  std::string_view invalid = IncompleteEvent(event_);
   // One event stamped far in the future would drag the partition's
   // watermark along and make every later event late.
-  else if (ToMicros(event_.occurred_at()) > now + config_.engine.max_future_skew) invalid = "occurred_at is in the future";
+  if (invalid.empty() && ToMicros(event_.occurred_at()) > now + config_.engine.max_future_skew) {
+    invalid = "occurred_at is in the future";
+  }
   if (!invalid.empty()) {
     DeadLetter(msg, DeadLetterReason::kInvalid, invalid);
     return;

@@ -10,7 +10,7 @@
 #include "common/strings.h"
 #include "common/yaml_errors.h"
 #include "common/yaml_message.h"
-#include "engine/engine.h"
+#include "engine/offline_run.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace cxpulse {
@@ -26,12 +26,6 @@ struct Expected {
   std::optional<std::vector<std::string>> evidence;
   std::optional<std::string> summary;
   std::string where;  // file:line:col
-};
-
-class CollectingSink final : public FindingSink {
- public:
-  void Emit(int, const cx::v1::Finding& f) override { findings.push_back(f); }
-  std::vector<cx::v1::Finding> findings;
 };
 
 std::string Describe(const cx::v1::Finding& f, Micros start) {
@@ -138,16 +132,14 @@ class FileRunner {
       }
       start = ToMicros(ts);
     }
-    EngineOptions options;
-    options.allowed_lateness = 0;
+    Micros allowed_lateness = 0;
     if (YAML::Node l = test["allowed_lateness"]) {
       absl::StatusOr<Micros> d = ParseDuration(l.Scalar());
       if (!d.ok()) return fail(Cat("  ", Where(file_, l.Mark()), ": ", Message(d.status()), "\n"));
-      options.allowed_lateness = *d;
+      allowed_lateness = *d;
     }
-    options.idle_partition_timeout = std::numeric_limits<Micros>::max() / 4;  // time moves only by events
-    CollectingSink sink;
-    Engine engine(rules, options, &sink);
+    std::vector<cx::v1::Finding> findings;
+    OfflineRun run(rules, allowed_lateness, [&](int, const cx::v1::Finding& f) { findings.push_back(f); });
 
     int n = 0;
     for (const YAML::Node& ev : test["events"]) {
@@ -167,7 +159,7 @@ class FileRunner {
       if (event.body_case() == cx::v1::InteractionEvent::BODY_NOT_SET) {
         return fail(Cat("  ", Where(file_, ev.Mark()), ": the event has no body (ended, survey, ...)\n"));
       }
-      if (engine.Process(0, event, start) == Engine::Outcome::kLate) {
+      if (run.Process(event) == Engine::Outcome::kLate) {
         return fail(Cat("  ", Where(file_, ev.Mark()), ": event ", id,
                         " is behind the watermark; list events in time order or set allowed_lateness\n"));
       }
@@ -175,7 +167,7 @@ class FileRunner {
     if (YAML::Node adv = test["advance"]) {
       absl::StatusOr<Micros> d = ParseDuration(adv.Scalar());
       if (!d.ok()) return fail(Cat("  ", Where(file_, adv.Mark()), ": ", Message(d.status()), "\n"));
-      engine.AdvanceWatermark(0, start + *d, start);
+      run.AdvanceTo(start + *d);
     }
 
     std::vector<Expected> expected;
@@ -187,19 +179,19 @@ class FileRunner {
         expected.push_back(std::move(x));
       }
     }
-    std::vector<bool> used(sink.findings.size(), false);
+    std::vector<bool> used(findings.size(), false);
     std::vector<const Expected*> missing;
     for (const Expected& e : expected) {
       bool hit = false;
-      for (size_t i = 0; i < sink.findings.size() && !hit; ++i) {
-        if (!used[i] && Matches(e, sink.findings[i], start)) used[i] = hit = true;
+      for (size_t i = 0; i < findings.size() && !hit; ++i) {
+        if (!used[i] && Matches(e, findings[i], start)) used[i] = hit = true;
       }
       if (!hit) missing.push_back(&e);
     }
     std::string why;
     for (const Expected* e : missing) Append(&why, "  expected, not produced: ", Describe(*e), "  (", e->where, ")\n");
-    for (size_t i = 0; i < sink.findings.size(); ++i) {
-      if (!used[i]) Append(&why, "  produced, not expected: ", Describe(sink.findings[i], start), "\n");
+    for (size_t i = 0; i < findings.size(); ++i) {
+      if (!used[i]) Append(&why, "  produced, not expected: ", Describe(findings[i], start), "\n");
     }
     if (!why.empty()) return fail(why);
     out_ << "ok    " << label << "\n";

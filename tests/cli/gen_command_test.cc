@@ -2,7 +2,6 @@
 // binary as a child process, its files read back, its topic read back with librdkafka
 // and with kcat.
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include "common/time.h"
 #include "cx/v1/event.pb.h"
 #include "support/child_process.h"
+#include "support/command.h"
 #include "support/events.h"
 #include "support/kafka_reader.h"
 #include "support/temp_dir.h"
@@ -21,38 +21,13 @@ namespace cxpulse {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::CommandRun;
+using testing::Cxpulse;
 using testing::kMinute;
 using testing::kT0;
-
-struct CommandRun {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-CommandRun RunProgram(const testing::TempDir& dir, const std::string& program, const std::vector<std::string>& args,
-                      std::chrono::seconds timeout = 60s) {
-  std::vector<std::string> argv = {program};
-  argv.insert(argv.end(), args.begin(), args.end());
-  testing::ChildProcess p(argv, dir.path() + "/out.txt");
-  const int code = p.Wait(timeout);
-  return {code, p.Output()};
-}
-
-CommandRun Cxpulse(const testing::TempDir& dir, const std::vector<std::string>& args) {
-  return RunProgram(dir, CXPULSE_BINARY, args);
-}
-
-std::vector<std::string> ReadLines(const std::string& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::ReadFile;
+using testing::ReadLines;
+using testing::RunProgram;
 
 // Every event of a file `gen` wrote: JSON lines, or delimited protobuf if it ends in .pb.
 // Anything that does not parse fails the test.
@@ -70,13 +45,7 @@ std::vector<cx::v1::InteractionEvent> ReadEvents(const std::string& path) {
     EXPECT_EQ(in.CurrentPosition(), static_cast<int>(bytes.size())) << "a truncated message at the end";
     return events;
   }
-  for (const std::string& line : ReadLines(path)) {
-    cx::v1::InteractionEvent e;
-    const auto status = google::protobuf::util::JsonStringToMessage(line, &e);
-    EXPECT_TRUE(status.ok()) << status.ToString() << ": " << line;
-    events.push_back(std::move(e));
-  }
-  return events;
+  return testing::ReadJsonLines<cx::v1::InteractionEvent>(path);
 }
 
 // A fixed simulated start, so runs with the same seed are byte-for-byte the same.

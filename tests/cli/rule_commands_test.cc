@@ -2,26 +2,14 @@
 // and the messages they print.
 #include <gtest/gtest.h>
 
-#include "support/child_process.h"
+#include "support/command.h"
 #include "support/temp_dir.h"
 
 namespace cxpulse {
 namespace {
 
-using namespace std::chrono_literals;
-
-struct CommandRun {
-  int code;
-  std::string output;
-};
-
-CommandRun Cxpulse(const testing::TempDir& dir, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {CXPULSE_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  testing::ChildProcess p(argv, dir.path() + "/out.txt");
-  const int code = p.Wait(30s);
-  return {code, p.Output()};
-}
+using testing::CommandRun;
+using testing::Cxpulse;
 
 constexpr char kRule[] = R"(rules:
   - name: vip_negative_sentiment
