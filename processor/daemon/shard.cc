@@ -147,6 +147,7 @@ void Shard::DrainCommands() {
       // changelog exists).
       Checkpoint();
       engine_->DropPartition(p);
+      kpi_->DropPartition(p);
       std::erase(owned_, p);
     } else if (c->kind == ShardCommand::Kind::kRules) {
       // Between batches: no event is half-way through the old rules.
@@ -198,7 +199,7 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
     DeadLetter(msg, DeadLetterReason::kLate, "event time is behind the partition watermark");
     return;
   }
-  kpi_->Record(event_, now);
+  kpi_->Record(event_, p, now);
 }
 
 void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail) {

@@ -9,6 +9,13 @@ namespace cxpulse {
 namespace {
 
 constexpr size_t kTimersReserved = 4096;
+// A callback due further ahead than this is not tracked: its timers would sit
+// in the heap until then (a mistyped year keeps them forever).
+constexpr Micros kMaxCallbackHorizon = 30LL * 24 * 3600 * kMicrosPerSecond;
+// Queue names folded into "other" are cached up to this many, so a stream of
+// ever-new names neither grows the cache without bound nor searches the
+// shared table on every event of the names seen so far.
+constexpr size_t kMaxCachedOther = 1024;
 
 size_t Index(Kpi k) { return static_cast<size_t>(k); }
 
@@ -45,15 +52,19 @@ KpiAggregator::KpiAggregator(const KpiConfig& config, QueueLabels* queues, Micro
   timers_.reserve(kTimersReserved);
 }
 
-void KpiAggregator::Record(const cx::v1::InteractionEvent& event, Micros wall_now) {
+void KpiAggregator::Record(const cx::v1::InteractionEvent& event, int32_t partition, Micros wall_now) {
   const Micros t = ToMicros(event.occurred_at());
   last_event_wall_ = wall_now;
   max_event_time_ = std::max(max_event_time_, t);
   // Deadlines this event passes fire first: an attempt after its deadline
   // must not save the promise.
   AdvanceTo(t);
-  if (BucketOf(t) > now_bucket_.load(std::memory_order_relaxed) - ring_) RecordBody(event, t);
+  if (BucketOf(t) > now_bucket_.load(std::memory_order_relaxed) - ring_) RecordBody(event, partition, t);
   FireTimers();  // a callback requested already due
+}
+
+void KpiAggregator::DropPartition(int32_t partition) {
+  absl::erase_if(pending_, [partition](const auto& entry) { return entry.second.partition == partition; });
 }
 
 void KpiAggregator::Tick(Micros wall_now) {
@@ -63,7 +74,7 @@ void KpiAggregator::Tick(Micros wall_now) {
   AdvanceTo(max_event_time_ + idle);
 }
 
-void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, Micros t) {
+void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, int32_t partition, Micros t) {
   using E = cx::v1::InteractionEvent;
   switch (event.body_case()) {
     case E::kQueued: return Add(t, Cell(event), Kpi::kOffered);
@@ -89,7 +100,7 @@ void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, Micros t) 
       if (IsRepeat(CustomerHash(event), t)) Add(t, cell, Kpi::kRepeatContacts);
       return;
     }
-    case E::kCallbackRequested: return RequestCallback(event, Cell(event));
+    case E::kCallbackRequested: return RequestCallback(event, partition, t, Cell(event));
     case E::kCallbackAttempted:
       pending_.erase(CustomerHash(event));
       return Add(t, Cell(event), Kpi::kCallbacksMade);
@@ -111,11 +122,13 @@ void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, Micros t) 
   }
 }
 
-void KpiAggregator::RequestCallback(const cx::v1::InteractionEvent& event, size_t cell) {
+void KpiAggregator::RequestCallback(const cx::v1::InteractionEvent& event, int32_t partition, Micros t,
+                                    size_t cell) {
   const uint64_t customer = CustomerHash(event);
   const Micros due = ToMicros(event.callback_requested().due_at());
+  if (due - t > kMaxCallbackHorizon) return;
   if (++next_gen_ == 0) ++next_gen_;  // 0 marks a due timer
-  pending_[customer] = next_gen_;
+  pending_[customer] = Promise{next_gen_, partition};
   const auto c = static_cast<uint32_t>(cell);
   const Micros deadline = due + config_.callback_grace;
   for (const Timer& timer : {Timer{due, due, customer, c, 0}, Timer{deadline + 1, deadline, customer, c, next_gen_}}) {
@@ -135,7 +148,7 @@ void KpiAggregator::FireTimers() {
     }
     // Lazy deletion: an attempt erased the promise, or a newer one replaced it.
     const auto it = pending_.find(timer.customer);
-    if (it == pending_.end() || it->second != timer.gen) continue;
+    if (it == pending_.end() || it->second.gen != timer.gen) continue;
     pending_.erase(it);
     Add(timer.at, timer.cell, Kpi::kCallbacksMissed);
   }
@@ -177,8 +190,10 @@ size_t KpiAggregator::Cell(const cx::v1::InteractionEvent& event) {
     label = it->second;
   } else {
     label = queues_->Resolve(queue);
-    // Names folded into "other" are not cached, so the cache stays bounded.
-    if (label != QueueLabels::kOther) queue_cache_.emplace(queue, label);
+    if (label != QueueLabels::kOther || other_cached_ < kMaxCachedOther) {
+      queue_cache_.emplace(queue, label);
+      other_cached_ += label == QueueLabels::kOther;
+    }
   }
   const auto channel = static_cast<size_t>(event.channel());
   const size_t cell = static_cast<size_t>(label) * kKpiChannels + (channel < kKpiChannels ? channel : 0);

@@ -21,7 +21,10 @@
 //   one pending promise (a newer request replaces it); a callback_attempted
 //   by that customer keeps it, else it is missed at due_at +
 //   kpi.callback_grace, counted in that bucket. An attempt at exactly the
-//   deadline is in time.
+//   deadline is in time. A callback due more than 30 days after its request
+//   is not tracked. Pending callbacks belong to their partition: when it
+//   moves away they go too (DropPartition), so the old owner does not count
+//   them missed; the new one starts without them, as the rules' state does.
 // - csat_responses / csat_points: CSAT surveys; nps_responses,
 //   nps_promoters (9-10), nps_detractors (0-6): NPS surveys. CES is ignored.
 // - Labels: the queue through QueueLabels (configured, first come up to
@@ -31,7 +34,7 @@
 // Steady state allocates nothing per event: the per-customer maps (last
 // contact start, pending callback) and the timer heap grow to the size the
 // traffic needs and stay there; the queue cache holds at most one entry per
-// label slot.
+// label slot, plus up to 1024 names folded into "other".
 #pragma once
 
 #include <atomic>
@@ -83,8 +86,13 @@ class KpiAggregator {
   KpiAggregator(const KpiAggregator&) = delete;
   KpiAggregator& operator=(const KpiAggregator&) = delete;
 
-  // Shard thread: a valid event that was not late, at wall time `wall_now`.
-  void Record(const cx::v1::InteractionEvent& event, Micros wall_now);
+  // Shard thread: a valid event of `partition` that was not late, at wall
+  // time `wall_now`.
+  void Record(const cx::v1::InteractionEvent& event, int32_t partition, Micros wall_now);
+  // Shard thread: the partition moved away. Its customers' pending callbacks
+  // go with it (their next owner starts without them, as the rules' state
+  // does), so this shard does not count them missed. What was counted stays.
+  void DropPartition(int32_t partition);
   // Shard thread, after each batch: lets time pass on a quiet shard.
   void Tick(Micros wall_now);
 
@@ -119,8 +127,8 @@ class KpiAggregator {
   // Moves now forward to `t` (never back) and fires the timers it passes.
   void AdvanceTo(Micros t);
   void FireTimers();
-  void RecordBody(const cx::v1::InteractionEvent& event, Micros t);
-  void RequestCallback(const cx::v1::InteractionEvent& event, size_t cell);
+  void RecordBody(const cx::v1::InteractionEvent& event, int32_t partition, Micros t);
+  void RequestCallback(const cx::v1::InteractionEvent& event, int32_t partition, Micros t, size_t cell);
   bool IsRepeat(uint64_t customer, Micros t);
   void SweepContactStarts();
   size_t Cell(const cx::v1::InteractionEvent& event);
@@ -149,8 +157,13 @@ class KpiAggregator {
   Micros last_sweep_ = 0;
   uint32_t next_gen_ = 0;
   absl::flat_hash_map<std::string, int> queue_cache_;          // name -> label index
+  size_t other_cached_ = 0;                                    // entries of queue_cache_ that are "other"
   absl::flat_hash_map<uint64_t, Micros> last_start_;           // customer hash -> latest contact_started
-  absl::flat_hash_map<uint64_t, uint32_t> pending_;            // customer hash -> its pending promise's gen
+  struct Promise {
+    uint32_t gen;
+    int32_t partition;
+  };
+  absl::flat_hash_map<uint64_t, Promise> pending_;             // customer hash -> its pending promise
   std::vector<Timer> timers_;                                  // min-heap by time, lazily deleted
 };
 

@@ -83,7 +83,7 @@ Result Run(Scenario scenario, uint64_t customers, int partitions, Engine& engine
     SetTimestamp(kT0 + static_cast<Micros>(n) * step, event.mutable_occurred_at());
     const auto partition = static_cast<int32_t>(customer % static_cast<uint64_t>(partitions));
     if (engine.Process(partition, event, kT0) != Engine::Outcome::kProcessed) std::abort();
-    kpi.Record(event, kT0);
+    kpi.Record(event, partition, kT0);
   };
   auto start_customer = [&](uint64_t customer) {
     const auto& [reason, queue] = kReasons[customer % std::size(kReasons)];

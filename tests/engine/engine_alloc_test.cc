@@ -73,7 +73,7 @@ struct Feeder {
     const Micros now = ToMicros(e.occurred_at());
     const auto partition = static_cast<int32_t>(std::hash<std::string>()(e.customer_id()) % kPartitions);
     if (engine.Process(partition, e, now) == Engine::Outcome::kLate) ++late;
-    else kpi.Record(e, now);
+    else kpi.Record(e, partition, now);
     if (++fed % kTickEvery == 0) {
       engine.Tick(now);
       kpi.Tick(now);

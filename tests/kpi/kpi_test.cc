@@ -148,7 +148,7 @@ std::vector<InteractionEvent> Stream() {
 class KpiTest : public ::testing::Test {
  protected:
   // As a shard does: the wall clock near event time.
-  void Record(const InteractionEvent& e) { kpi_.Record(e, ToMicros(e.occurred_at())); }
+  void Record(const InteractionEvent& e, int32_t partition = 0) { kpi_.Record(e, partition, ToMicros(e.occurred_at())); }
 
   void Scrape() {
     std::vector<prometheus::MetricFamily> families;
@@ -290,12 +290,24 @@ TEST_F(KpiTest, AQuietShardLetsTimePassAndMissesCallbacks) {
   ExpectCell("billing", "voice", {{"offered", 0, 1}, {"abandon_ratio", kAbsent, 0}});
 }
 
+// A partition that moves away takes its pending callbacks: this shard still
+// counts them due (it saw the request) but not missed; the other
+// partition's promise is missed as usual.
+TEST_F(KpiTest, APartitionMovedAwayTakesItsPendingCallbacks) {
+  Record(CallbackRequested(0, "k1", 1), /*partition=*/1);
+  Record(CallbackRequested(0, "k2", 1), /*partition=*/2);
+  kpi_.DropPartition(1);
+  Record(Queued(10, "billing", cx::v1::CHANNEL_VOICE), /*partition=*/2);  // event time passes both deadlines (6)
+  Scrape();
+  ExpectCell("billing", "sms", {{"callbacks_due", 2, 2}, {"callbacks_missed", 1, 1}});
+}
+
 TEST_F(KpiTest, QueueLabelsAreSharedAndBounded) {
   // A second shard sees "sales" after the first claimed it: the same label.
   KpiAggregator other_shard(config_, &queues_, kIdleTimeout);
   Record(Queued(1, "sales", cx::v1::CHANNEL_WEB));
-  other_shard.Record(Queued(1, "sales", cx::v1::CHANNEL_WEB), At(1));
-  for (int i = 0; i < 100; ++i) other_shard.Record(Queued(2, Cat("q", i), cx::v1::CHANNEL_WEB), At(2));
+  other_shard.Record(Queued(1, "sales", cx::v1::CHANNEL_WEB), 0, At(1));
+  for (int i = 0; i < 100; ++i) other_shard.Record(Queued(2, Cat("q", i), cx::v1::CHANNEL_WEB), 0, At(2));
   auto unknown_channel = Queued(2, "billing", cx::v1::CHANNEL_WEB);
   unknown_channel.set_channel(static_cast<cx::v1::Channel>(42));
   Record(unknown_channel);
