@@ -19,9 +19,10 @@ constexpr size_t kMaxCachedOther = 1024;
 
 size_t Index(Kpi k) { return static_cast<size_t>(k); }
 
-// Single writer: a load and a store, no read-modify-write.
+// Single writer: a load and a store, no read-modify-write. Release, so a
+// scrape that reads the value also sees its slot's reuse (Slot, below).
 void Bump(std::atomic<double>& a, double v) {
-  a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+  a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_release);
 }
 
 uint64_t CustomerHash(const cx::v1::InteractionEvent& event) {
@@ -214,20 +215,22 @@ void KpiAggregator::Add(Micros at, size_t cell, Kpi kpi, double value) {
 
 // A slot is reused for a newer bucket like a seqlock: the writer marks it
 // invalid, zeroes it, then publishes the new bucket id (release). A reader
-// reads the id (acquire), the values, and the id again after an acquire
-// fence: if it saw any value written after the invalid mark, the fence pairs
-// with the writer's release fence and the second read sees the mark or a
-// later id, so a mixed slot is skipped, never summed. Increments within a
-// bucket need no such care: each value is its own atomic, and a scrape only
-// sees some of a just-recorded event's counts at worst.
+// reads the id (acquire), the values (acquire), and the id again. Every value
+// is stored with release after the invalid mark, so if the reader saw any
+// value written after the mark, the mark happens-before its second read of
+// the id, which therefore sees the mark or a later id: a mixed slot is
+// skipped, never summed. (Release stores and acquire loads are plain moves
+// on x86; standalone fences would do the same but GCC's TSan cannot check
+// them.) Increments within a bucket need no such care: each value is its own
+// atomic, and a scrape only sees some of a just-recorded event's counts at
+// worst.
 std::atomic<double>* KpiAggregator::Slot(int64_t bucket) {
   const auto slot = static_cast<size_t>(((bucket % ring_) + ring_) % ring_);
   std::atomic<double>* values = &values_[slot * cells_ * kKpiCount];
   std::atomic<int64_t>& id = ids_[slot];
   if (id.load(std::memory_order_relaxed) != bucket) {
     id.store(kNoBucket, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    for (size_t i = 0; i < cells_ * kKpiCount; ++i) values[i].store(0, std::memory_order_relaxed);
+    for (size_t i = 0; i < cells_ * kKpiCount; ++i) values[i].store(0, std::memory_order_release);
     id.store(bucket, std::memory_order_release);
   }
   return values;
@@ -244,8 +247,7 @@ void KpiAggregator::AddWindow(size_t window, std::vector<double>* totals) const 
     const int64_t bucket = id.load(std::memory_order_acquire);
     if (bucket <= oldest || bucket > now) continue;
     const std::atomic<double>* values = &values_[static_cast<size_t>(s) * size];
-    for (size_t i = 0; i < size; ++i) copy[i] = values[i].load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    for (size_t i = 0; i < size; ++i) copy[i] = values[i].load(std::memory_order_acquire);
     if (id.load(std::memory_order_relaxed) != bucket) continue;  // reused while read
     for (size_t i = 0; i < size; ++i) (*totals)[i] += copy[i];
   }
