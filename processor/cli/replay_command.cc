@@ -64,7 +64,11 @@ class EventReader {
       if (line_.find_first_not_of(" \t") != std::string::npos) break;  // blank lines are skipped
     }
     if (auto s = google::protobuf::util::JsonStringToMessage(line_, event); !s.ok()) {
-      *why = Cat("not a cx.v1.InteractionEvent: ", s.message().as_string());
+      // protobuf appends the offending text and a caret on lines of their
+      // own; the position is the line number already, so keep the first line.
+      std::string message = s.message().as_string();
+      message.erase(std::min(message.find('\n'), message.size()));
+      *why = Cat("not a cx.v1.InteractionEvent: ", message);
       return Result::kBad;
     }
     return Result::kEvent;
