@@ -154,7 +154,11 @@ class Text {
 
 // Blocks of `width` Ts by number, carved from chunks: a block never moves, a
 // freed block is handed out again before a new one is carved, and a block has
-// no malloc header of its own. Growth is a chunk now and then, never per event.
+// no malloc header of its own. Chunks double from 32 blocks up to 65536, so a
+// pool that grows to N blocks allocates O(log N) times, and a pool whose size
+// wanders around a level it has reached once allocates no more. A block's
+// number is its chunk and its place there (16 bits each): finding it is a
+// shift and a mask.
 template <typename T>
 class Slab {
  public:
@@ -163,8 +167,8 @@ class Slab {
   explicit Slab(uint32_t width = 1) : width_(std::max<uint32_t>(1, width)) {}
 
   uint32_t width() const { return width_; }
-  T* Block(uint32_t b) { return &chunks_[b / kBlocksPerChunk][(b % kBlocksPerChunk) * width_]; }
-  const T* Block(uint32_t b) const { return &chunks_[b / kBlocksPerChunk][(b % kBlocksPerChunk) * width_]; }
+  T* Block(uint32_t b) { return &chunks_[b >> kPlaceBits][(b & kPlaceMask) * width_]; }
+  const T* Block(uint32_t b) const { return &chunks_[b >> kPlaceBits][(b & kPlaceMask) * width_]; }
 
   uint32_t Take() {
     if (!free_.empty()) {
@@ -172,22 +176,28 @@ class Slab {
       free_.pop_back();
       return b;
     }
-    if (carved_ == chunks_.size() * kBlocksPerChunk) {
-      chunks_.push_back(std::make_unique<T[]>(size_t{kBlocksPerChunk} * width_));
+    if (chunks_.empty() || carved_in_last_ == ChunkBlocks(chunks_.size() - 1)) {
+      const uint32_t blocks = ChunkBlocks(chunks_.size());
+      chunks_.push_back(std::make_unique<T[]>(size_t{blocks} * width_));
+      carved_in_last_ = 0;
+      total_ += blocks;
       // Room to free every block carved, so that Give never allocates.
-      const size_t blocks = chunks_.size() * kBlocksPerChunk;
-      if (free_.capacity() < blocks) free_.reserve(std::max(blocks, 2 * free_.capacity()));
+      if (free_.capacity() < total_) free_.reserve(std::max<size_t>(total_, 2 * free_.capacity()));
     }
-    return carved_++;
+    return static_cast<uint32_t>(chunks_.size() - 1) << kPlaceBits | carved_in_last_++;
   }
   void Give(uint32_t b) { free_.push_back(b); }  // within the capacity reserved by Take
 
  private:
-  static constexpr uint32_t kBlocksPerChunk = 32;
+  static constexpr uint32_t kPlaceBits = 16;
+  static constexpr uint32_t kPlaceMask = (1u << kPlaceBits) - 1;
+  static uint32_t ChunkBlocks(size_t chunk) { return chunk >= 11 ? 1u << kPlaceBits : 32u << chunk; }
+
   std::vector<std::unique_ptr<T[]>> chunks_;
   std::vector<uint32_t> free_;
   uint32_t width_;
-  uint32_t carved_ = 0;
+  uint32_t carved_in_last_ = 0;
+  size_t total_ = 0;  // blocks in all chunks
 };
 
 // Keys to per-key state. A key's record (its text and state) lives in a slab;
@@ -286,56 +296,98 @@ struct Entry {
   Text<16> event_id;
 };
 
-// Ring entries of one rule in one partition. A key's ring starts in a
-// one-entry block and moves to a full one (`wide`) at its second entry: most
-// keys never get one (a customer with one contact in the window).
-struct Rings {
-  Slab<Entry> narrow{1};
-  Slab<Entry> wide{1};
+// Ring entries of one rule in one partition, in size classes: a key's ring
+// starts in a one-entry block, moves to a block of `base` entries at its
+// second entry, then doubles while it must hold more, up to `most`. Most
+// keys never leave the first (a customer with one contact in the window);
+// a count rule's ring holds every event of its window up to `most`, so its
+// {count} is the true number (rules/README.md).
+class Rings {
+ public:
+  explicit Rings(uint32_t base = 1, uint32_t most = 1) {
+    classes_.emplace_back(1);
+    base = std::max<uint32_t>(1, base);
+    most = std::max(base, most);
+    for (uint32_t w = base;; w = std::min(most, 2 * w)) {
+      classes_.emplace_back(w);
+      if (w == most) break;
+    }
+  }
+  uint32_t classes() const { return static_cast<uint32_t>(classes_.size()); }
+  Slab<Entry>& Class(uint32_t c) { return classes_[c]; }
+  const Slab<Entry>& Class(uint32_t c) const { return classes_[c]; }
+  // The blocks of `base` entries (a sequence's evidence, one per step).
+  Slab<Entry>& base() { return classes_[1]; }
+
+ private:
+  std::vector<Slab<Entry>> classes_;
 };
 
-// Up to rings.wide.width() (time, event id) entries, oldest first, kept
-// sorted: events may arrive out of order within the allowed lateness.
+// Up to the largest class's width of (time, event id) entries, oldest first,
+// kept sorted: events may arrive out of order within the allowed lateness.
 struct Ring {
-  static constexpr uint32_t kWide = 1u << 31;  // a block of rings.wide
+  // block: class << 28 | block number; a block number is below 2^28 while
+  // a slab has fewer than 4096 chunks, some 260 million blocks.
+  static constexpr uint32_t kClassShift = 28;
+  static constexpr uint32_t kBlockMask = (1u << kClassShift) - 1;
   uint32_t block = Slab<Entry>::kNone;
   uint16_t head = 0;
-  uint16_t size = 0;
+  uint16_t size : 15 = 0;
+  // An entry still in the window was forgotten to make room, so `size` is a
+  // lower bound. Cleared when the oldest entry leaves the window: the
+  // forgotten ones were older still.
+  uint16_t lossy : 1 = 0;
 
-  uint32_t Capacity(const Rings& r) const { return (block & kWide) != 0 ? r.wide.width() : 1; }
-  Entry* Slots(Rings& r) const { return (block & kWide) != 0 ? r.wide.Block(block & ~kWide) : r.narrow.Block(block); }
+  uint32_t ClassOf() const { return block >> kClassShift; }
+  uint32_t Capacity(const Rings& r) const { return r.Class(ClassOf()).width(); }
+  Entry* Slots(Rings& r) const { return r.Class(ClassOf()).Block(block & kBlockMask); }
   Entry& At(Rings& r, uint32_t i) const { return Slots(r)[(head + i) % Capacity(r)]; }
   void PopOldest(Rings& r) {
     head = static_cast<uint16_t>((head + 1) % Capacity(r));
-    --size;
+    size = static_cast<uint16_t>(size - 1);
+    lossy = 0;
   }
   void Push(Rings& r, Micros t, std::string_view id);
+  // After entries left the window: a ring of the doubled classes at a
+  // quarter full or less moves down a class, so the blocks of each class
+  // follow how many keys need them now, not the most any key ever did.
+  void Fit(Rings& r);
+  void MoveTo(Rings& r, uint32_t to_class);
   void Release(Rings& r) {
     if (block == Slab<Entry>::kNone) return;
-    if ((block & kWide) != 0) r.wide.Give(block & ~kWide);
-    else r.narrow.Give(block);
+    r.Class(ClassOf()).Give(block & kBlockMask);
     *this = Ring{};
   }
 };
+static_assert(sizeof(Ring) == 8);
+
+void Ring::MoveTo(Rings& r, uint32_t to_class) {
+  const uint32_t to_block = r.Class(to_class).Take();
+  Entry* to = r.Class(to_class).Block(to_block);
+  for (uint32_t i = 0; i < size; ++i) std::swap(to[i], At(r, i));  // the ids keep their buffers
+  r.Class(ClassOf()).Give(block & kBlockMask);
+  block = to_class << kClassShift | to_block;
+  head = 0;
+}
+
+void Ring::Fit(Rings& r) {
+  if (ClassOf() >= 2 && size <= Capacity(r) / 4) MoveTo(r, ClassOf() - 1);
+}
 
 void Ring::Push(Rings& r, Micros t, std::string_view id) {
-  if (block == Slab<Entry>::kNone) block = r.narrow.Take();
-  uint32_t cap = Capacity(r);
-  if (size == cap && cap < r.wide.width()) {
-    const uint32_t wide = r.wide.Take();
-    Entry* to = r.wide.Block(wide);
-    for (uint32_t i = 0; i < size; ++i) std::swap(to[i], At(r, i));  // the ids keep their buffers
-    r.narrow.Give(block);
-    block = wide | kWide;
-    head = 0;
-    cap = r.wide.width();
-  }
+  if (block == Slab<Entry>::kNone) block = r.Class(0).Take();
+  if (size == Capacity(r) && ClassOf() + 1 < r.classes()) MoveTo(r, ClassOf() + 1);
+  const uint32_t cap = Capacity(r);
   Entry* slots = Slots(r);
   Entry& slot = slots[(head + size) % cap];
   slot.time = t;
   slot.event_id.Assign(id);
-  if (size < cap) ++size;
-  else head = static_cast<uint16_t>((head + 1) % cap);
+  if (size < cap) {
+    size = static_cast<uint16_t>(size + 1);
+  } else {
+    head = static_cast<uint16_t>((head + 1) % cap);
+    lossy = 1;
+  }
   for (uint32_t i = size - 1u; i > 0 && slots[(head + i - 1) % cap].time > slots[(head + i) % cap].time; --i) {
     std::swap(slots[(head + i - 1) % cap], slots[(head + i) % cap]);
   }
@@ -375,7 +427,7 @@ struct SequenceKey {
   Micros start = 0;
   Micros last_seen = 0;
   Micros cooldown_until = Watermark::kNone;
-  uint32_t evidence = Slab<Entry>::kNone;  // a block of rings.wide: one entry per step
+  uint32_t evidence = Slab<Entry>::kNone;  // a block of rings.base(): one entry per step
   uint32_t next_step = 0;
 };
 
@@ -396,8 +448,13 @@ struct Timer {
   bool operator>(const Timer& o) const { return due != o.due ? due > o.due : seq > o.seq; }
 };
 
-// How many entries a full ring (or a sequence's evidence) of this rule holds.
-uint32_t RingWidth(const Rule& rule) {
+// A count rule's ring holds every event of its window up to this many (or
+// its threshold, if higher); beyond, {count} says "at least".
+constexpr uint32_t kMostCounted = 256;
+
+// How many entries a ring of this rule starts widening to (its threshold, a
+// sequence's steps), and the most it holds.
+uint32_t RingBase(const Rule& rule) {
   switch (rule.kind) {
     case RuleKind::kCount: return static_cast<uint32_t>(rule.threshold);
     case RuleKind::kSum:
@@ -406,6 +463,9 @@ uint32_t RingWidth(const Rule& rule) {
     case RuleKind::kSequence: return static_cast<uint32_t>(rule.steps.size());
     default: return 1;
   }
+}
+uint32_t RingMost(const Rule& rule) {
+  return rule.kind == RuleKind::kCount ? std::max(kMostCounted, RingBase(rule)) : RingBase(rule);
 }
 
 }  // namespace
@@ -427,7 +487,7 @@ struct Engine::RuleState {
 
 std::unique_ptr<Engine::RuleState> Engine::NewRuleState(const Rule& rule) {
   auto state = std::make_unique<RuleState>();
-  state->rings.wide = Slab<Entry>(RingWidth(rule));
+  state->rings = Rings(RingBase(rule), RingMost(rule));
   return state;
 }
 
@@ -451,6 +511,7 @@ struct Engine::Fire {
   double value = 0;
   double ratio = 0;
   double baseline = 0;
+  bool count_is_lower_bound = false;
 };
 
 Engine::Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink,
@@ -474,7 +535,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
   findings_.reserve(n);
   size_t most_evidence = kEvidence, most_key_values = 1;
   for (const Rule& rule : rules_->rules()) {
-    most_evidence = std::max<size_t>(most_evidence, RingWidth(rule));
+    most_evidence = std::max<size_t>(most_evidence, RingMost(rule));
     most_key_values = std::max(most_key_values, rule.key.size() + 1);
     cx::v1::Finding& f = findings_.emplace_back();
     f.set_rule(rule.name);
@@ -665,14 +726,22 @@ void Engine::ApplyCount(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
   CountKey* ck = KeyState(r, s.counts);
   if (ck == nullptr) return;
   Ring& ring = ck->ring;
-  while (ring.size > 0 && ring.At(s.rings, 0).time <= t - rule.window) ring.PopOldest(s.rings);
+  // The window ends at the key's newest event, which is this one unless it
+  // arrived out of order: (newest - window, newest].
+  const Micros newest = ring.size == 0 ? t : std::max(t, ring.At(s.rings, ring.size - 1u).time);
+  if (ring.size > 0 && ring.At(s.rings, 0).time <= newest - rule.window) {
+    while (ring.size > 0 && ring.At(s.rings, 0).time <= newest - rule.window) ring.PopOldest(s.rings);
+    ring.Fit(s.rings);
+  }
+  if (t <= newest - rule.window) return;  // out of order, and already out of the window
   ring.Push(s.rings, t, e.event_id());
-  if (ring.size < static_cast<uint32_t>(rule.threshold) || t < ck->cooldown_until) return;
-  ck->cooldown_until = t + rule.cooldown;
+  if (ring.size < static_cast<uint32_t>(rule.threshold) || newest < ck->cooldown_until) return;
+  ck->cooldown_until = newest + rule.cooldown;
   evidence_.clear();
   for (uint32_t i = 0; i < ring.size; ++i) evidence_.push_back(ring.At(s.rings, i).event_id.view());
-  EmitFinding(r, key_, Fire{.at = t, .window_start = ring.At(s.rings, 0).time, .window_end = t,
-                            .count = ring.size, .value = static_cast<double>(ring.size)});
+  EmitFinding(r, key_, Fire{.at = newest, .window_start = ring.At(s.rings, 0).time, .window_end = newest,
+                            .count = ring.size, .value = static_cast<double>(ring.size),
+                            .count_is_lower_bound = ring.lossy != 0});
 }
 
 void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
@@ -693,6 +762,7 @@ void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e,
     if (denominator) b.b += 1;
   } else {
     b.a += rule.value->Evaluate(e).AsNumber();
+    b.b += 1;  // a sum's {count}: the events it added up
   }
   if (numerator) wk->evidence.Push(s.rings, t, e.event_id());
   wk->last_seen = std::max(wk->last_seen, t);
@@ -715,7 +785,7 @@ void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e,
   } else {
     if (a < rule.threshold) return;
     fire.value = a;
-    fire.count = wk->evidence.size;
+    fire.count = static_cast<int64_t>(d);
   }
   wk->cooldown_until = t + rule.cooldown;
   evidence_.clear();
@@ -774,11 +844,11 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
   sq->last_seen = std::max(sq->last_seen, t);
   if (sq->next_step > 0 && t - sq->start > rule.within) sq->next_step = 0;  // too slow: start over
   if (sq->next_step > 0 && rule.steps[sq->next_step].Matches(e)) {
-    s.rings.wide.Block(sq->evidence)[sq->next_step].event_id.Assign(e.event_id());
+    s.rings.base().Block(sq->evidence)[sq->next_step].event_id.Assign(e.event_id());
     ++sq->next_step;
   } else if (rule.steps[0].Matches(e)) {
-    if (sq->evidence == Slab<Entry>::kNone) sq->evidence = s.rings.wide.Take();
-    s.rings.wide.Block(sq->evidence)[0].event_id.Assign(e.event_id());
+    if (sq->evidence == Slab<Entry>::kNone) sq->evidence = s.rings.base().Take();
+    s.rings.base().Block(sq->evidence)[0].event_id.Assign(e.event_id());
     sq->start = t;
     sq->next_step = 1;
   }
@@ -786,7 +856,7 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
   sq->next_step = 0;
   if (t < sq->cooldown_until) return;
   sq->cooldown_until = t + rule.cooldown;
-  const Entry* steps = s.rings.wide.Block(sq->evidence);
+  const Entry* steps = s.rings.base().Block(sq->evidence);
   evidence_.clear();
   for (size_t i = 0; i < rule.steps.size(); ++i) evidence_.push_back(steps[i].event_id.view());
   EmitFinding(r, key_, Fire{.at = t, .window_start = sq->start, .window_end = t,
@@ -795,30 +865,7 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
 
 void Engine::ApplyAbsence(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
   const Rule& rule = rules_->rules()[static_cast<size_t>(r)];
-  if (rule.on.Matches(e)) {
-    BuildKey(rule.key, e);
-    Micros due = t + rule.within;
-    if (rule.deadline_field != nullptr) {
-      const auto* reflection = e.GetReflection();
-      const auto* body_field = e.GetDescriptor()->FindFieldByNumber(rule.on.body);
-      const google::protobuf::Message& body = reflection->GetMessage(e, body_field);
-      // A promise without a due time, or due before it was made, is not a
-      // promise this rule can hold anyone to.
-      if (!body.GetReflection()->HasField(body, rule.deadline_field)) return;
-      due = ToMicros(static_cast<const google::protobuf::Timestamp&>(
-          body.GetReflection()->GetMessage(body, rule.deadline_field)));
-      if (due < t) return;
-    }
-    // A newer promise for the same key replaces the older one.
-    const uint32_t record = KeyIndex(r, s.pending);
-    if (record == KeyTable<Pending>::kNone) return;
-    Pending& p = s.pending.At(record);
-    p.start = t;
-    p.due = due;
-    p.seq = ++next_seq_;
-    p.event_id.Assign(e.event_id());
-    s.timers.push(Timer{due, p.seq, record});
-  }
+  if (rule.on.Matches(e)) StartPromise(r, s, e, t);
   if (rule.expect.Matches(e)) {
     // The awaited follow-up keeps the promise only if it came in time.
     BuildKey(rule.expect.key.empty() ? rule.key : rule.expect.key, e);
@@ -832,6 +879,52 @@ void Engine::ApplyAbsence(int r, RuleState& s, const cx::v1::InteractionEvent& e
   }
 }
 
+void Engine::StartPromise(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t) {
+  const Rule& rule = rules_->rules()[static_cast<size_t>(r)];
+  BuildKey(rule.key, e);
+  uint32_t record = s.pending.Find(key_);
+  if (record != KeyTable<Pending>::kNone) {
+    // A promise past its deadline is broken whatever comes now: reported,
+    // never replaced (its timer may not have fired yet, the watermark
+    // trailing this event by the allowed lateness).
+    if (s.pending.At(record).due < t) {
+      Breach(r, s, record);
+      record = KeyTable<Pending>::kNone;
+    } else if (rule.on_repeat == OnRepeat::kKeep) {
+      return;  // the first deadline stands
+    }
+  }
+  Micros due = t + rule.within;
+  if (rule.deadline_field != nullptr) {
+    const auto* reflection = e.GetReflection();
+    const auto* body_field = e.GetDescriptor()->FindFieldByNumber(rule.on.body);
+    const google::protobuf::Message& body = reflection->GetMessage(e, body_field);
+    // A promise without a due time, or due before it was made, is not a
+    // promise this rule can hold anyone to.
+    if (!body.GetReflection()->HasField(body, rule.deadline_field)) return;
+    due = ToMicros(static_cast<const google::protobuf::Timestamp&>(
+        body.GetReflection()->GetMessage(body, rule.deadline_field)));
+    if (due < t) return;
+  }
+  // on_repeat: replace, or no promise pending: this event's promise is the key's.
+  if (record == KeyTable<Pending>::kNone) record = KeyIndex(r, s.pending);
+  if (record == KeyTable<Pending>::kNone) return;
+  Pending& p = s.pending.At(record);
+  p.start = t;
+  p.due = due;
+  p.seq = ++next_seq_;
+  p.event_id.Assign(e.event_id());
+  s.timers.push(Timer{due, p.seq, record});
+}
+
+void Engine::Breach(int r, RuleState& s, uint32_t record) {
+  const Pending& p = s.pending.At(record);
+  evidence_.assign(1, p.event_id.view());
+  EmitFinding(r, s.pending.KeyAt(record), Fire{.at = p.due, .window_start = p.start, .window_end = p.due, .count = 1});
+  s.pending.Erase(record);  // its timer, if still queued, finds the record's seq changed
+  Forget(r, 1);
+}
+
 void Engine::FireDue(PartitionState& ps, Micros watermark) {
   // Runs after every event: only absence rules hold timers, so only their
   // states are looked at.
@@ -842,13 +935,8 @@ void Engine::FireDue(PartitionState& ps, Micros watermark) {
     while (!state.timers.empty() && state.timers.top().due < watermark) {
       const Timer timer = state.timers.top();
       state.timers.pop();
-      const Pending& p = state.pending.At(timer.record);
-      if (p.seq != timer.seq) continue;  // superseded, kept, or the record reused
-      evidence_.assign(1, p.event_id.view());
-      EmitFinding(static_cast<int>(r), state.pending.KeyAt(timer.record),
-                  Fire{.at = timer.due, .window_start = p.start, .window_end = timer.due, .count = 1});
-      state.pending.Erase(timer.record);
-      Forget(static_cast<int>(r), 1);
+      if (state.pending.At(timer.record).seq != timer.seq) continue;  // superseded, kept, or the record reused
+      Breach(static_cast<int>(r), state, timer.record);
     }
   }
 }
@@ -879,7 +967,7 @@ void Engine::Sweep(PartitionState& ps, Micros watermark) {
     });
     erased += s.sequences.EraseIf([&](const SequenceKey& k) {
       if (!idle(k)) return false;
-      if (k.evidence != Slab<Entry>::kNone) s.rings.wide.Give(k.evidence);
+      if (k.evidence != Slab<Entry>::kNone) s.rings.base().Give(k.evidence);
       return true;
     });
     Forget(static_cast<int>(r), erased);
@@ -912,6 +1000,8 @@ void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire)
   id.Add(fire.window_start).Add(fire.window_end);
   for (std::string_view e : evidence_) id.Add(e);
   AssignHex64(id.value(), f.mutable_finding_id());
+  f.set_count(fire.count);
+  f.set_count_is_lower_bound(fire.count_is_lower_bound);
   SetTimestamp(fire.at, f.mutable_fired_at());
   SetTimestamp(fire.window_start, f.mutable_window_start());
   SetTimestamp(fire.window_end, f.mutable_window_end());
@@ -936,7 +1026,7 @@ void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire)
     auto k = std::find(rule.key_names.begin(), rule.key_names.end(), name);
     if (k != rule.key_names.end()) summary.append(key_values_[static_cast<size_t>(k - rule.key_names.begin())]);
     else if (name == "rule") summary.append(rule.name);
-    else if (name == "count") fmt::format_to(out, "{}", fire.count);
+    else if (name == "count") fmt::format_to(out, "{}{}", fire.count_is_lower_bound ? "at least " : "", fire.count);
     else if (name == "value") fmt::format_to(out, "{}", fire.value);
     else if (name == "ratio") fmt::format_to(out, "{:.1f}%", fire.ratio * 100);
     else if (name == "baseline") fmt::format_to(out, "{:.1f}", fire.baseline);

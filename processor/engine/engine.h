@@ -98,6 +98,11 @@ class Engine final {
   void ApplySpike(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
   void ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
   void ApplyAbsence(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
+  // An absence rule's `on` event: settles the key's broken promise, then
+  // starts, replaces or keeps (Rule::on_repeat) the pending one.
+  void StartPromise(int r, RuleState& s, const cx::v1::InteractionEvent& e, Micros t);
+  // Reports the promise in `record` as broken and forgets it.
+  void Breach(int r, RuleState& s, uint32_t record);
   void FireDue(PartitionState& ps, Micros watermark);
   void Sweep(PartitionState& ps, Micros watermark);
   void BuildKey(const std::vector<expr::Expression>& key, const cx::v1::InteractionEvent& event);

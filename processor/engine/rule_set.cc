@@ -82,7 +82,7 @@ const std::vector<KindInfo>& Kinds() {
       {RuleKind::kCount, "count", {"on", "where", "window", "threshold", "cooldown"}},
       {RuleKind::kSum, "sum", {"on", "where", "value", "window", "threshold", "cooldown"}},
       {RuleKind::kRatio, "ratio", {"numerator", "denominator", "window", "threshold", "min_volume", "cooldown"}},
-      {RuleKind::kAbsence, "absence", {"on", "where", "expect", "within", "deadline"}},
+      {RuleKind::kAbsence, "absence", {"on", "where", "expect", "within", "deadline", "on_repeat"}},
       {RuleKind::kSequence, "sequence", {"steps", "within", "cooldown"}},
       {RuleKind::kSpike, "spike", {"on", "where", "window", "baseline", "factor", "min_count", "cooldown"}},
   };
@@ -426,6 +426,11 @@ class Compiler {
           Fail(node, "an absence rule needs a bound: \"within\" (a duration) or \"deadline\" (a timestamp field)");
         }
         if (node["within"] && node["deadline"]) Fail(node["within"], "give \"within\" or \"deadline\", not both");
+        if (YAML::Node r = Scalar(node, "on_repeat", false)) {
+          if (r.Scalar() == "replace") rule->on_repeat = OnRepeat::kReplace;
+          else if (r.Scalar() == "keep") rule->on_repeat = OnRepeat::kKeep;
+          else Fail(r, Cat("unknown on_repeat \"", r.Scalar(), "\"; one of: replace, keep"));
+        }
         break;
       }
       case RuleKind::kSequence: {

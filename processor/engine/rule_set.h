@@ -45,6 +45,14 @@ struct Selector {
   }
 };
 
+// absence: what an `on` event does to the key's promise that is still
+// pending (not yet past its deadline). A promise already past its deadline is
+// reported whatever this says (rules/README.md, "What a repeated event does").
+enum class OnRepeat {
+  kReplace,  // the new event's deadline replaces it (a rescheduled callback)
+  kKeep,     // it stands and the new event is ignored (a second bad survey)
+};
+
 struct Rule {
   std::string name;
   std::string version;  // hash of the rule's definition: changes iff the rule does
@@ -71,6 +79,7 @@ struct Rule {
   Selector expect;                                           // absence: the awaited follow-up
   Micros within = 0;                                         // absence, sequence: the bound
   const google::protobuf::FieldDescriptor* deadline_field = nullptr;  // absence: timestamp of `on`'s body
+  OnRepeat on_repeat = OnRepeat::kReplace;                            // absence
 
   std::vector<Selector> steps;  // sequence
   Micros baseline = 0;          // spike: horizon of the key's own baseline rate

@@ -95,7 +95,7 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   Feeder feed{engine, kpi};
 
   // A small customer pool at a high contact rate (each customer about 40
-  // contacts a day) so that, after four days of warm-up, every customer and
+  // contacts a day) so that, after the warm-up, every customer and
   // every (customer, reason) of the measured window has state already:
   // the per-customer maps are at their full size. Keys that are new by
   // nature still arrive in the window: contacts transferred for the first
@@ -103,13 +103,15 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   // by case_id), promises (the absence rules). They take the place of keys
   // swept or settled, so they must not allocate either; what does allocate is
   // growth past the most state the warm-up ever held (a map's capacity, the
-  // timer heap), which four days, twice the longest deadline (48h), settle.
+  // timer heap, a size class of count rings), which two weeks settle: twice
+  // the longest window (7d), so every count key's ring has been as full as
+  // this traffic makes it, and rings' size classes have had their peaks.
   TrafficOptions options;
   options.seed = 7;
   options.customers = 1000;
   options.contacts_per_second = 0.5;
   const auto start = std::chrono::system_clock::time_point(std::chrono::seconds(1'767'603'600));
-  const auto warm_until = start + std::chrono::hours(4 * 24);
+  const auto warm_until = start + std::chrono::hours(14 * 24);
   TrafficGenerator gen(options, start);
 
   EventDecoder decoder;  // as daemon/shard.cc decodes

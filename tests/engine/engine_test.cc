@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+
 #include "common/strings.h"
 
 #include "support/events.h"
@@ -96,12 +98,42 @@ TEST_F(EngineTest, CountFiresOnceAtThresholdWithEvidenceThenCoolsDown) {
   // Within the cooldown a fourth contact does not fire again...
   Feed(Ended("e4", kT0 + 10 * kMinute, "c1"));
   EXPECT_EQ(sink_.findings.size(), 1u);
-  // ...after it, with three contacts still in the window, it does.
+  // ...after it, it does, and counts every contact in the window: five,
+  // not the threshold's three (issue 9).
   Feed(Ended("e5", kT0 + 33 * kMinute, "c1"));
   ASSERT_EQ(sink_.findings.size(), 2u);
   EXPECT_EQ(std::vector<std::string>(sink_.findings[1].evidence_event_ids().begin(),
                                      sink_.findings[1].evidence_event_ids().end()),
-            (std::vector<std::string>{"e3", "e4", "e5"}));
+            (std::vector<std::string>{"e1", "e2", "e3", "e4", "e5"}));
+  EXPECT_EQ(sink_.findings[1].count(), 5);
+  EXPECT_FALSE(sink_.findings[1].count_is_lower_bound());
+  EXPECT_EQ(sink_.findings[1].summary(), "c1 called 5 times about billing_dispute within 1h");
+}
+
+TEST_F(EngineTest, CountBeyondWhatAKeyHoldsSaysAtLeast) {
+  // 300 contacts within the hour: the key holds the newest 256, so the
+  // count is a lower bound and the summary says so.
+  for (int i = 0; i < 300; ++i) Feed(Ended(absl::StrCat("e", i), kT0 + i * kMicrosPerSecond, "c1"));
+  // The cooldown (30m) let only the third fire; one more after it counts all held.
+  Feed(Ended("after", kT0 + 31 * kMinute, "c1"));
+  ASSERT_EQ(sink_.findings.size(), 2u);
+  const cx::v1::Finding& f = sink_.findings[1];
+  EXPECT_EQ(f.count(), 256);
+  EXPECT_TRUE(f.count_is_lower_bound());
+  EXPECT_EQ(f.summary(), "c1 called at least 256 times about billing_dispute within 1h");
+}
+
+TEST_F(EngineTest, CountWindowEndsAtTheKeysNewestEventWhenOneArrivesOutOfOrder) {
+  Feed(Ended("e1", kT0, "c1"));
+  Feed(Ended("e3", kT0 + 20 * kMicrosPerSecond, "c1"));
+  // Out of order, within the allowed lateness: the third in the window ending at e3.
+  ASSERT_EQ(Feed(Ended("e2", kT0 + 10 * kMicrosPerSecond, "c1")), Engine::Outcome::kProcessed);
+  ASSERT_EQ(sink_.findings.size(), 1u);
+  const cx::v1::Finding& f = sink_.findings[0];
+  EXPECT_EQ(ToMicros(f.fired_at()), kT0 + 20 * kMicrosPerSecond);
+  EXPECT_EQ(ToMicros(f.window_start()), kT0);
+  EXPECT_EQ(std::vector<std::string>(f.evidence_event_ids().begin(), f.evidence_event_ids().end()),
+            (std::vector<std::string>{"e1", "e2", "e3"}));
 }
 
 TEST_F(EngineTest, CountKeepsKeysApartAndForgetsOutsideTheWindow) {
