@@ -68,7 +68,8 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
       EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
                     static_cast<size_t>(config.engine.max_keys_per_rule)},
       s->sink_.get(), std::move(stats));
-  s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.idle_partition_timeout);
+  s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.allowed_lateness,
+                                           config.engine.idle_partition_timeout);
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
   return s;

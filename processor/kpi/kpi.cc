@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "absl/container/flat_hash_map.h"
+
 #include "absl/hash/hash.h"
 
 namespace cxpulse {
@@ -37,45 +39,97 @@ Micros LongestWindow(const KpiConfig& config) {
 
 }  // namespace
 
-KpiAggregator::KpiAggregator(const KpiConfig& config, QueueLabels* queues, Micros idle_timeout)
+// One partition's clock and the per-customer state its events keep.
+struct KpiAggregator::Partition {
+  Partition(Micros lateness, Micros idle) : watermark(lateness, idle) { timers.reserve(kTimersReserved); }
+  Watermark watermark;
+  Micros last_sweep = Watermark::kNone;
+  absl::flat_hash_map<uint64_t, Micros> last_start;  // customer hash -> newest contact_started
+  absl::flat_hash_map<uint64_t, uint32_t> current;   // customer hash -> current promise
+  std::vector<Timer> timers;                         // min-heap by time
+};
+
+KpiAggregator::KpiAggregator(const KpiConfig& config, QueueLabels* queues, Micros allowed_lateness,
+                             Micros idle_timeout)
     : config_(config),
       queues_(queues),
+      allowed_lateness_(allowed_lateness),
       idle_timeout_(idle_timeout),
       cells_(static_cast<size_t>(queues->capacity()) * kKpiChannels),
-      ring_(LongestWindow(config) / config.bucket),
+      ring_((LongestWindow(config) + kMaxSkew + allowed_lateness) / config.bucket + 2),
       values_(new std::atomic<double>[static_cast<size_t>(ring_) * cells_ * kKpiCount]),
       ids_(new std::atomic<int64_t>[static_cast<size_t>(ring_)]),
-      used_(new std::atomic<bool>[cells_]) {
+      used_(new std::atomic<bool>[cells_]),
+      lowest_watermark_(Watermark::kNone),
+      highest_watermark_(Watermark::kNone) {
   for (size_t i = 0; i < static_cast<size_t>(ring_) * cells_ * kKpiCount; ++i) values_[i].store(0);
   for (int64_t i = 0; i < ring_; ++i) ids_[static_cast<size_t>(i)].store(kNoBucket);
   for (size_t i = 0; i < cells_; ++i) used_[i].store(false);
   queue_cache_.reserve(static_cast<size_t>(queues->capacity()));
-  timers_.reserve(kTimersReserved);
+}
+
+KpiAggregator::~KpiAggregator() = default;
+
+KpiAggregator::Partition& KpiAggregator::PartitionFor(int32_t partition) {
+  const auto i = static_cast<size_t>(partition);
+  if (i >= partitions_.size()) partitions_.resize(i + 1);
+  if (!partitions_[i]) partitions_[i] = std::make_unique<Partition>(allowed_lateness_, idle_timeout_);
+  return *partitions_[i];
 }
 
 void KpiAggregator::Record(const cx::v1::InteractionEvent& event, int32_t partition, Micros wall_now) {
+  Partition& p = PartitionFor(partition);
   const Micros t = ToMicros(event.occurred_at());
-  last_event_wall_ = wall_now;
-  max_event_time_ = std::max(max_event_time_, t);
-  // Deadlines this event passes fire first: an attempt after its deadline
-  // must not save the promise.
-  AdvanceTo(t);
-  if (BucketOf(t) > now_bucket_.load(std::memory_order_relaxed) - ring_) RecordBody(event, partition, t);
-  FireTimers();  // a callback requested already due
+  p.watermark.Observe(t, wall_now);
+  newest_bucket_ = std::max(newest_bucket_, BucketOf(t));
+  // Always: a partition far behind the others still keeps its customers'
+  // promises and contacts; only counts older than every window kept are lost.
+  RecordBody(event, p, t);
 }
 
 void KpiAggregator::DropPartition(int32_t partition) {
-  absl::erase_if(pending_, [partition](const auto& entry) { return entry.second.partition == partition; });
+  const auto i = static_cast<size_t>(partition);
+  if (i >= partitions_.size() || !partitions_[i]) return;
+  for (const Timer& timer : partitions_[i]->timers) promises_.erase(timer.promise);
+  partitions_[i].reset();
 }
 
 void KpiAggregator::Tick(Micros wall_now) {
-  if (max_event_time_ == std::numeric_limits<Micros>::min()) return;
-  const Micros idle = wall_now - last_event_wall_;
-  if (idle < idle_timeout_) return;
-  AdvanceTo(max_event_time_ + idle);
+  for (auto& p : partitions_) {
+    if (!p || p->watermark.max_event_time() == Watermark::kNone) continue;
+    const Micros wm = p->watermark.Current(wall_now);
+    FireTimers(*p, wm);
+    // A full pass over the customers is costly: an eighth of the repeat
+    // window apart, so the map holds at most 9/8 of the window's customers.
+    if (p->last_sweep == Watermark::kNone) p->last_sweep = wm;
+    if (wm - p->last_sweep >= std::max(config_.repeat_window / 8, config_.bucket)) SweepContactStarts(*p, wm);
+  }
+  Publish(wall_now);
 }
 
-void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, int32_t partition, Micros t) {
+void KpiAggregator::Publish(Micros wall_now) {
+  Micros lowest = Watermark::kNone, highest = Watermark::kNone;
+  for (const auto& p : partitions_) {
+    if (!p || p->watermark.max_event_time() == Watermark::kNone) continue;
+    const Micros wm = p->watermark.Current(wall_now);
+    lowest = lowest == Watermark::kNone ? wm : std::min(lowest, wm);
+    highest = highest == Watermark::kNone ? wm : std::max(highest, wm);
+  }
+  // Release: a reader that loads these sees every count made before them.
+  highest_watermark_.store(highest, std::memory_order_release);
+  lowest_watermark_.store(lowest, std::memory_order_release);
+}
+
+bool KpiAggregator::Watermarks(Micros* lowest, Micros* highest) const {
+  const Micros low = lowest_watermark_.load(std::memory_order_acquire);
+  const Micros high = highest_watermark_.load(std::memory_order_acquire);
+  if (low == Watermark::kNone || high == Watermark::kNone) return false;
+  *lowest = low;
+  *highest = std::max(low, high);
+  return true;
+}
+
+void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, Partition& p, Micros t) {
   using E = cx::v1::InteractionEvent;
   switch (event.body_case()) {
     case E::kQueued: return Add(t, Cell(event), Kpi::kOffered);
@@ -98,13 +152,11 @@ void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, int32_t pa
     case E::kContactStarted: {
       const size_t cell = Cell(event);
       Add(t, cell, Kpi::kContacts);
-      if (IsRepeat(CustomerHash(event), t)) Add(t, cell, Kpi::kRepeatContacts);
+      if (IsRepeat(p, CustomerHash(event), t)) Add(t, cell, Kpi::kRepeatContacts);
       return;
     }
-    case E::kCallbackRequested: return RequestCallback(event, partition, t, Cell(event));
-    case E::kCallbackAttempted:
-      pending_.erase(CustomerHash(event));
-      return Add(t, Cell(event), Kpi::kCallbacksMade);
+    case E::kCallbackRequested: return RequestCallback(event, p, t, Cell(event));
+    case E::kCallbackAttempted: return AttemptCallback(event, p, t);
     case E::kSurvey: {
       const int score = event.survey().score();
       if (event.survey().metric() == cx::v1::SURVEY_METRIC_CSAT) {
@@ -123,65 +175,79 @@ void KpiAggregator::RecordBody(const cx::v1::InteractionEvent& event, int32_t pa
   }
 }
 
-void KpiAggregator::RequestCallback(const cx::v1::InteractionEvent& event, int32_t partition, Micros t,
-                                    size_t cell) {
-  const uint64_t customer = CustomerHash(event);
+void KpiAggregator::RequestCallback(const cx::v1::InteractionEvent& event, Partition& p, Micros t, size_t cell) {
   const Micros due = ToMicros(event.callback_requested().due_at());
-  if (due - t > kMaxCallbackHorizon) return;
-  if (++next_gen_ == 0) ++next_gen_;  // 0 marks a due timer
-  pending_[customer] = Promise{next_gen_, partition};
-  const auto c = static_cast<uint32_t>(cell);
-  const Micros deadline = due + config_.callback_grace;
-  for (const Timer& timer : {Timer{due, due, customer, c, 0}, Timer{deadline + 1, deadline, customer, c, next_gen_}}) {
-    timers_.push_back(timer);
-    std::push_heap(timers_.begin(), timers_.end(), std::greater<>());
+  // Due before it was asked for, or so far ahead that its timers would sit
+  // in the heap until then (a mistyped year): not a promise.
+  if (due < t || due - t > kMaxCallbackHorizon) return;
+  const uint64_t customer = CustomerHash(event);
+  if (++next_promise_ == 0) ++next_promise_;
+  const uint32_t id = next_promise_;
+  auto [current, fresh] = p.current.try_emplace(customer, id);
+  if (!fresh) {
+    // Past its deadline the old promise is broken, whatever comes now; before
+    // it, this request reschedules it.
+    const auto old = promises_.find(current->second);
+    if (old != promises_.end() && t <= old->second.due + config_.callback_grace) {
+      old->second.rescheduled = true;
+      old->second.rescheduled_before_due = t < old->second.due;
+    }
+    current->second = id;
+  }
+  promises_[id] = Promise{.requested = t, .due = due, .customer = customer, .cell = static_cast<uint32_t>(cell)};
+  for (const Timer& timer : {Timer{due, id, false}, Timer{due + config_.callback_grace, id, true}}) {
+    p.timers.push_back(timer);
+    std::push_heap(p.timers.begin(), p.timers.end(), std::greater<>());
   }
 }
 
-void KpiAggregator::FireTimers() {
-  while (!timers_.empty() && timers_.front().fire <= now_) {
-    std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
-    const Timer timer = timers_.back();
-    timers_.pop_back();
-    if (timer.gen == 0) {
-      Add(timer.at, timer.cell, Kpi::kCallbacksDue);
+void KpiAggregator::AttemptCallback(const cx::v1::InteractionEvent& event, Partition& p, Micros t) {
+  Add(t, Cell(event), Kpi::kCallbacksMade);
+  const auto current = p.current.find(CustomerHash(event));
+  if (current == p.current.end()) return;
+  const auto promise = promises_.find(current->second);
+  if (promise == promises_.end()) return;
+  Promise& kept = promise->second;
+  if (t < kept.requested || t > kept.due + config_.callback_grace) return;  // not in time for it
+  kept.kept = true;
+  p.current.erase(current);
+}
+
+void KpiAggregator::FireTimers(Partition& p, Micros watermark) {
+  // Strictly past: an attempt stamped exactly at the deadline is in time,
+  // and may still arrive while the watermark is there.
+  while (!p.timers.empty() && p.timers.front().at < watermark) {
+    std::pop_heap(p.timers.begin(), p.timers.end(), std::greater<>());
+    const Timer timer = p.timers.back();
+    p.timers.pop_back();
+    const auto it = promises_.find(timer.promise);
+    if (it == promises_.end()) continue;
+    const Promise& promise = it->second;
+    if (!timer.missed) {
+      if (!promise.rescheduled_before_due) Add(timer.at, promise.cell, Kpi::kCallbacksDue);
       continue;
     }
-    // Lazy deletion: an attempt erased the promise, or a newer one replaced it.
-    const auto it = pending_.find(timer.customer);
-    if (it == pending_.end() || it->second.gen != timer.gen) continue;
-    pending_.erase(it);
-    Add(timer.at, timer.cell, Kpi::kCallbacksMissed);
+    if (!promise.kept && !promise.rescheduled) Add(timer.at, promise.cell, Kpi::kCallbacksMissed);
+    if (const auto c = p.current.find(promise.customer); c != p.current.end() && c->second == timer.promise) {
+      p.current.erase(c);
+    }
+    promises_.erase(it);
   }
 }
 
-bool KpiAggregator::IsRepeat(uint64_t customer, Micros t) {
-  const auto [it, inserted] = last_start_.try_emplace(customer, t);
+bool KpiAggregator::IsRepeat(Partition& p, uint64_t customer, Micros t) {
+  const auto [it, inserted] = p.last_start.try_emplace(customer, t);
   if (inserted) return false;
   const Micros previous = it->second;
   it->second = std::max(previous, t);
   return std::max(previous, t) - std::min(previous, t) <= config_.repeat_window;
 }
 
-void KpiAggregator::AdvanceTo(Micros t) {
-  if (t <= now_) return;
-  now_ = t;
-  const int64_t bucket = BucketOf(t);
-  if (bucket != now_bucket_.load(std::memory_order_relaxed)) {
-    now_bucket_.store(bucket, std::memory_order_release);
-    // A full pass over the customers is costly: an eighth of the repeat
-    // window apart, so the map holds at most 9/8 of the window's customers.
-    if (now_ - last_sweep_ >= std::max(config_.repeat_window / 8, config_.bucket)) SweepContactStarts();
-  }
-  FireTimers();
-}
-
-void KpiAggregator::SweepContactStarts() {
-  last_sweep_ = now_;
-  for (auto it = last_start_.begin(); it != last_start_.end();) {
-    if (now_ - it->second > config_.repeat_window) last_start_.erase(it++);
-    else ++it;
-  }
+void KpiAggregator::SweepContactStarts(Partition& p, Micros watermark) {
+  // Every later event of the partition is at or after the watermark, so a
+  // start older than it by more than the repeat window can make no repeat.
+  p.last_sweep = watermark;
+  absl::erase_if(p.last_start, [&](const auto& entry) { return watermark - entry.second > config_.repeat_window; });
 }
 
 size_t KpiAggregator::Cell(const cx::v1::InteractionEvent& event) {
@@ -209,7 +275,7 @@ int64_t KpiAggregator::BucketOf(Micros t) const {
 
 void KpiAggregator::Add(Micros at, size_t cell, Kpi kpi, double value) {
   const int64_t bucket = BucketOf(at);
-  if (bucket <= now_bucket_.load(std::memory_order_relaxed) - ring_) return;  // older than every window
+  if (bucket <= newest_bucket_ - ring_) return;  // older than every window
   Bump(Slot(bucket)[cell * kKpiCount + Index(kpi)], value);
 }
 
@@ -236,16 +302,15 @@ std::atomic<double>* KpiAggregator::Slot(int64_t bucket) {
   return values;
 }
 
-void KpiAggregator::AddWindow(size_t window, std::vector<double>* totals) const {
-  const int64_t now = now_bucket_.load(std::memory_order_acquire);
-  if (now == kNoBucket) return;
-  const int64_t oldest = now - config_.windows[window].length / config_.bucket;  // exclusive
+void KpiAggregator::AddWindow(size_t window, Micros end, std::vector<double>* totals) const {
+  const int64_t last = BucketOf(end) - 1;                                   // inclusive
+  const int64_t first = BucketOf(end - config_.windows[window].length);     // inclusive
   const size_t size = cells_ * kKpiCount;
   std::vector<double> copy(size);
   for (int64_t s = 0; s < ring_; ++s) {
     const std::atomic<int64_t>& id = ids_[static_cast<size_t>(s)];
     const int64_t bucket = id.load(std::memory_order_acquire);
-    if (bucket <= oldest || bucket > now) continue;
+    if (bucket < first || bucket > last) continue;
     const std::atomic<double>* values = &values_[static_cast<size_t>(s) * size];
     for (size_t i = 0; i < size; ++i) copy[i] = values[i].load(std::memory_order_acquire);
     if (id.load(std::memory_order_relaxed) != bucket) continue;  // reused while read

@@ -1,30 +1,39 @@
 // KpiAggregator: live contact-centre KPIs per (queue, channel) over sliding
 // windows of event time, for one shard. The shard thread is its only writer
-// (Record, Tick); the control thread reads it at scrape time (AddWindow,
-// used) from atomics, without locks.
+// (Record, Tick, DropPartition); the control thread reads it at scrape time
+// (Watermarks, AddWindow, used) from atomics, without locks.
 //
-// Semantics (README.md, "KPIs"):
-// - Time is event time: "now" is the highest occurred_at seen (or, after
-//   engine.idle_partition_timeout of wall time without events, that plus the
-//   idle time, as the engine's watermark does). Counts go into buckets of
-//   kpi.bucket by the event's occurred_at; a window W covers the buckets in
-//   (now - W, now]. Events older than the longest window are ignored.
+// Semantics (README.md, "KPIs"; tests/oracle/ holds a reference computation):
+// - Each event counts in the bucket (kpi.bucket) of its occurred_at, except
+//   the callback timers below, counted in the bucket of their own time.
+// - Time is per partition: each has a Watermark (engine/watermark.h, the
+//   rule engine's: newest event time minus allowed_lateness, following the
+//   wall clock once idle). A partition's callback timers are counted when
+//   its watermark passes them, never by another partition's clock.
+// - Windows end at E, the start of the bucket that holds the lowest
+//   watermark among the process's partitions that have had an event (the
+//   scrape takes it over every shard: metrics/kpi_metrics.cc). A window W
+//   covers [E - W, E): whole buckets that every partition is done with, so a
+//   published number never changes and is the same on any partition or shard
+//   layout. Should one partition fall more than kMaxSkew behind the newest,
+//   E stops waiting for it.
 // - offered: queued; answered: answered, and answered_within_target when its
 //   wait <= the queue's service-level threshold; wait_seconds: their
 //   waits; abandoned: abandoned; handled: ended, handle_seconds: their
 //   handle times.
-// - contacts: contact_started; repeat_contacts: those whose customer had
-//   another contact_started at most kpi.repeat_window apart (the later one
-//   to arrive is the repeat).
-// - callbacks_made: callback_attempted. callbacks_due: callback_requested
-//   whose due_at now has reached, counted in due_at's bucket. A customer has
-//   one pending promise (a newer request replaces it); a callback_attempted
-//   by that customer keeps it, else it is missed at due_at +
-//   kpi.callback_grace, counted in that bucket. An attempt at exactly the
-//   deadline is in time. A callback due more than 30 days after its request
-//   is not tracked. Pending callbacks belong to their partition: when it
-//   moves away they go too (DropPartition), so the old owner does not count
-//   them missed; the new one starts without them, as the rules' state does.
+// - contacts: contact_started; repeat_contacts: those whose customer's
+//   newest earlier-arrived contact_started is at most kpi.repeat_window
+//   apart from it.
+// - callbacks_made: callback_attempted. Callbacks due and missed follow a
+//   customer's promises in arrival order: a callback_requested at r, due d,
+//   is a promise if r <= d <= r + 30 days (else ignored). A customer has one
+//   current promise. A newer request while it is current reschedules it
+//   unless it is already past d + kpi.callback_grace (then it stays broken);
+//   a rescheduled promise is never missed, and is due only if rescheduled at
+//   or after d. An attempt at a with r <= a <= d + grace keeps the current
+//   promise. due: each promise not rescheduled before d, in d's bucket;
+//   missed: each neither kept nor rescheduled, in the bucket of d + grace.
+//   Promises belong to their partition: when it moves away they go too.
 // - csat_responses / csat_points: CSAT surveys; nps_responses,
 //   nps_promoters (9-10), nps_detractors (0-6): NPS surveys. CES is ignored.
 // - Labels: the queue through QueueLabels (configured, first come up to
@@ -32,9 +41,10 @@
 //   short name. A customer or contact id is never a label.
 //
 // Steady state allocates nothing per event: the per-customer maps (last
-// contact start, pending callback) and the timer heap grow to the size the
-// traffic needs and stay there; the queue cache holds at most one entry per
-// label slot, plus up to 1024 names folded into "other".
+// contact start, current promise), the promise table and the timer heaps
+// grow to the size the traffic needs and stay there; the queue cache holds
+// at most one entry per label slot, plus up to 1024 names folded into
+// "other".
 #pragma once
 
 #include <atomic>
@@ -49,6 +59,7 @@
 #include "common/time.h"
 #include "config/config.h"
 #include "cx/v1/event.pb.h"
+#include "engine/watermark.h"
 #include "kpi/queue_labels.h"
 
 namespace cxpulse {
@@ -81,10 +92,17 @@ inline constexpr size_t kKpiChannels = 7;
 
 class KpiAggregator {
  public:
+  // How far the window end may trail the newest partition's watermark
+  // waiting for the lowest one; the buckets are kept for it.
+  static constexpr Micros kMaxSkew = 15 * 60 * kMicrosPerSecond;
+
   // `queues` is shared by every shard of the process and outlives this.
-  KpiAggregator(const KpiConfig& config, QueueLabels* queues, Micros idle_timeout);
+  // `allowed_lateness` and `idle_timeout` are the engine's (engine.*), so a
+  // partition's KPI clock is its rule watermark.
+  KpiAggregator(const KpiConfig& config, QueueLabels* queues, Micros allowed_lateness, Micros idle_timeout);
   KpiAggregator(const KpiAggregator&) = delete;
   KpiAggregator& operator=(const KpiAggregator&) = delete;
+  ~KpiAggregator();
 
   // Shard thread: a valid event of `partition` that was not late, at wall
   // time `wall_now`.
@@ -93,7 +111,9 @@ class KpiAggregator {
   // go with it (their next owner starts without them, as the rules' state
   // does), so this shard does not count them missed. What was counted stays.
   void DropPartition(int32_t partition);
-  // Shard thread, after each batch: lets time pass on a quiet shard.
+  // Shard thread, after each batch: moves each partition's clock (the idle
+  // ones with the wall clock), counts the callback timers it passed, and
+  // publishes the watermarks.
   void Tick(Micros wall_now);
 
   // Any thread.
@@ -103,34 +123,44 @@ class KpiAggregator {
   size_t cells() const { return cells_; }
   // Whether the cell has seen an event that a KPI counts (only those make series).
   bool used(size_t cell) const { return used_[cell].load(std::memory_order_relaxed); }
-  // Adds window `window`'s totals to `totals`, which holds cells() *
-  // kKpiCount values, cell by cell.
-  void AddWindow(size_t window, std::vector<double>* totals) const;
+  // The lowest and highest watermark, as of the last Tick, of this shard's
+  // partitions that have had an event; false if none has. Everything a
+  // partition counts before its watermark is visible once this returns it.
+  bool Watermarks(Micros* lowest, Micros* highest) const;
+  // Adds window `window`'s totals, the buckets of [end - window, end), to
+  // `totals`, which holds cells() * kKpiCount values, cell by cell.
+  void AddWindow(size_t window, Micros end, std::vector<double>* totals) const;
 
  private:
   static constexpr int64_t kNoBucket = std::numeric_limits<int64_t>::min() / 2;
+  struct Partition;
 
-  // A callback deadline: due (counted always) or missed (counted if the
-  // promise `gen` is still pending for `customer`). It fires once now
-  // reaches `fire`: a due one at its due time, a missed one just after its
-  // deadline, so an attempt at the deadline, whatever else comes at that
-  // time, is in time. It is counted in the bucket of `at`.
+  // A callback timer, counted once its partition's watermark passes `at`:
+  // due (at the due time) or missed (at due + grace) for promise `promise`.
   struct Timer {
-    Micros fire;
     Micros at;
-    uint64_t customer;
-    uint32_t cell;
-    uint32_t gen;  // 0: the due timer
-    bool operator>(const Timer& o) const { return fire > o.fire; }
+    uint32_t promise;
+    bool missed;  // due timers sort first at the same time
+    bool operator>(const Timer& o) const { return at != o.at ? at > o.at : missed > o.missed; }
+  };
+  struct Promise {
+    Micros requested = 0;
+    Micros due = 0;
+    uint64_t customer = 0;
+    uint32_t cell = 0;
+    bool kept = false;
+    bool rescheduled = false;
+    bool rescheduled_before_due = false;
   };
 
-  // Moves now forward to `t` (never back) and fires the timers it passes.
-  void AdvanceTo(Micros t);
-  void FireTimers();
-  void RecordBody(const cx::v1::InteractionEvent& event, int32_t partition, Micros t);
-  void RequestCallback(const cx::v1::InteractionEvent& event, int32_t partition, Micros t, size_t cell);
-  bool IsRepeat(uint64_t customer, Micros t);
-  void SweepContactStarts();
+  Partition& PartitionFor(int32_t partition);
+  void FireTimers(Partition& p, Micros watermark);
+  void RecordBody(const cx::v1::InteractionEvent& event, Partition& p, Micros t);
+  void RequestCallback(const cx::v1::InteractionEvent& event, Partition& p, Micros t, size_t cell);
+  void AttemptCallback(const cx::v1::InteractionEvent& event, Partition& p, Micros t);
+  bool IsRepeat(Partition& p, uint64_t customer, Micros t);
+  void SweepContactStarts(Partition& p, Micros watermark);
+  void Publish(Micros wall_now);
   size_t Cell(const cx::v1::InteractionEvent& event);
   int64_t BucketOf(Micros t) const;
   // Adds `value` to `kpi` of `cell` in the bucket of `at`, if it is still in the ring.
@@ -139,32 +169,26 @@ class KpiAggregator {
 
   const KpiConfig config_;
   QueueLabels* const queues_;
+  const Micros allowed_lateness_;
   const Micros idle_timeout_;
   const size_t cells_;
-  const int64_t ring_;  // buckets kept: the longest window's
+  const int64_t ring_;  // buckets kept: the longest window's, the skew and the lateness
 
   // Readers see these. values_: ring_ slots of cells_ * kKpiCount; ids_: the
   // bucket each slot holds (kNoBucket while it is being reset).
   std::unique_ptr<std::atomic<double>[]> values_;
   std::unique_ptr<std::atomic<int64_t>[]> ids_;
   std::unique_ptr<std::atomic<bool>[]> used_;
-  std::atomic<int64_t> now_bucket_{kNoBucket};
+  std::atomic<Micros> lowest_watermark_;
+  std::atomic<Micros> highest_watermark_;
 
   // The writer's own.
-  Micros now_ = std::numeric_limits<Micros>::min();
-  Micros max_event_time_ = std::numeric_limits<Micros>::min();
-  Micros last_event_wall_ = 0;
-  Micros last_sweep_ = 0;
-  uint32_t next_gen_ = 0;
-  absl::flat_hash_map<std::string, int> queue_cache_;          // name -> label index
-  size_t other_cached_ = 0;                                    // entries of queue_cache_ that are "other"
-  absl::flat_hash_map<uint64_t, Micros> last_start_;           // customer hash -> latest contact_started
-  struct Promise {
-    uint32_t gen;
-    int32_t partition;
-  };
-  absl::flat_hash_map<uint64_t, Promise> pending_;             // customer hash -> its pending promise
-  std::vector<Timer> timers_;                                  // min-heap by time, lazily deleted
+  int64_t newest_bucket_ = kNoBucket;  // of any event recorded
+  uint32_t next_promise_ = 0;
+  absl::flat_hash_map<std::string, int> queue_cache_;  // name -> label index
+  size_t other_cached_ = 0;                            // entries of queue_cache_ that are "other"
+  std::vector<std::unique_ptr<Partition>> partitions_;  // by partition id; null: not held
+  absl::flat_hash_map<uint32_t, Promise> promises_;     // promises with a timer to come, by id
 };
 
 }  // namespace cxpulse

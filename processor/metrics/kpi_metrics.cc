@@ -1,5 +1,6 @@
 #include "metrics/kpi_metrics.h"
 
+#include <algorithm>
 #include <array>
 #include <string>
 
@@ -96,13 +97,36 @@ void AppendKpiFamilies(const std::vector<const KpiAggregator*>& kpis, std::vecto
     for (const KpiAggregator* k : kpis) used[c] = used[c] || k->used(c);
   }
 
+  // The windows end where every partition of the process is done: the start
+  // of the bucket of the lowest watermark (kpi/kpi.h), unless that trails the
+  // highest by more than the buckets kept for it.
+  Micros lowest = 0, highest = 0;
+  bool any = false;
+  for (const KpiAggregator* k : kpis) {
+    Micros low, high;
+    if (!k->Watermarks(&low, &high)) continue;
+    lowest = any ? std::min(lowest, low) : low;
+    highest = any ? std::max(highest, high) : high;
+    any = true;
+  }
+  if (!any) return;  // no partition has had an event: no window has an end yet
+  const Micros bucket = first.config().bucket;
+  const auto floor_to_bucket = [bucket](Micros t) { return (t >= 0 ? t / bucket : (t - bucket + 1) / bucket) * bucket; };
+  const Micros end = std::max(floor_to_bucket(lowest), floor_to_bucket(highest) - KpiAggregator::kMaxSkew);
+  auto window_end = Family("cxpulse_kpi_window_end_timestamp_seconds",
+                           "Event time at which every KPI window ends (exclusive): the start of the minute of the "
+                           "lowest partition watermark. Windows cover whole buckets before it.",
+                           MetricType::Gauge);
+  Add(&window_end, {}, static_cast<double>(end) / kMicrosPerSecond);
+  out->push_back(std::move(window_end));
+
   std::vector<MetricFamily> counts, derived;
   for (const Count& c : kCounts) counts.push_back(Family(c.name, c.help, MetricType::Gauge));
   for (const Derived& d : kDerived) derived.push_back(Family(d.name, d.help, MetricType::Gauge));
   const std::vector<KpiWindow>& windows = first.config().windows;
   for (size_t w = 0; w < windows.size(); ++w) {
     std::vector<double> totals(cells * kKpiCount);
-    for (const KpiAggregator* k : kpis) k->AddWindow(w, &totals);
+    for (const KpiAggregator* k : kpis) k->AddWindow(w, end, &totals);
     for (size_t c = 0; c < cells; ++c) {
       const std::string* queue = first.queues().name(static_cast<int>(c / kKpiChannels));
       if (!used[c] || queue == nullptr) continue;

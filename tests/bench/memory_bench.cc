@@ -143,7 +143,7 @@ void RunInChild(Scenario scenario, std::string_view name, uint64_t customers, in
   Engine engine(*rules, EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
   const KpiConfig kpi_config;  // the defaults: windows 15m and 1h, repeat window 24h
   QueueLabels queues(kpi_config);
-  KpiAggregator kpi(kpi_config, &queues, 3600 * kMicrosPerSecond);
+  KpiAggregator kpi(kpi_config, &queues, EngineOptions().allowed_lateness, 3600 * kMicrosPerSecond);
   const Result r = Run(scenario, customers, partitions, engine, kpi, sink);
   const double delta = static_cast<double>(r.rss_after) - static_cast<double>(r.rss_before);
   const double per_customer = delta / static_cast<double>(customers);

@@ -91,7 +91,7 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   Engine engine(rules, EngineOptions{}, &sink);
   const KpiConfig kpi_config;
   QueueLabels queues(kpi_config);
-  KpiAggregator kpi(kpi_config, &queues, EngineConfig().idle_partition_timeout);
+  KpiAggregator kpi(kpi_config, &queues, EngineConfig().allowed_lateness, EngineConfig().idle_partition_timeout);
   Feeder feed{engine, kpi};
 
   // A small customer pool at a high contact rate (each customer about 40
@@ -200,7 +200,9 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   EXPECT_GE(rules_that_fired, 5) << report;
   // The KPIs counted the window's traffic (read after measuring: a scrape may allocate).
   std::vector<double> hour(kpi.cells() * kKpiCount);
-  kpi.AddWindow(1, &hour);
+  Micros lowest = 0, highest = 0;
+  ASSERT_TRUE(kpi.Watermarks(&lowest, &highest));
+  kpi.AddWindow(1, lowest, &hour);
   for (Kpi k : {Kpi::kOffered, Kpi::kAnswered, Kpi::kHandled, Kpi::kContacts, Kpi::kRepeatContacts, Kpi::kCallbacksDue,
                 Kpi::kCallbacksMade, Kpi::kCsatResponses, Kpi::kNpsResponses}) {
     double total = 0;

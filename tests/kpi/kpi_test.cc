@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "common/strings.h"
 #include "config/config.h"
@@ -86,6 +87,11 @@ InteractionEvent Survey(double m, cx::v1::SurveyMetric metric, int score) {
   e.mutable_survey()->set_score(score);
   return e;
 }
+InteractionEvent Sentiment(double m) {
+  auto e = Event(m, "billing", cx::v1::CHANNEL_VOICE);
+  e.mutable_sentiment()->set_score(0);
+  return e;
+}
 InteractionEvent CallbackRequested(double m, const std::string& customer, double due) {
   auto e = Event(m, "billing", cx::v1::CHANNEL_SMS, customer);
   SetTimestamp(At(due), e.mutable_callback_requested()->mutable_due_at());
@@ -100,8 +106,8 @@ InteractionEvent CallbackAttempted(double m, const std::string& customer) {
 // The stream, in event-time order (sorted below; ties keep this order).
 // Queues: billing (configured, threshold 30s), sales (first come: the one
 // label max_queues allows), tech and support (folded into "other"), and ""
-// (unassigned). At the end now is minute 60: the 15m window holds minutes
-// 46..60, the 1h window minutes 1..60.
+// (unassigned). The tests close it at minute 61, so the windows end there:
+// the 15m window holds minutes 46..60, the 1h window minutes 1..60.
 std::vector<InteractionEvent> Stream() {
   using cx::v1::CHANNEL_CHAT, cx::v1::CHANNEL_EMAIL, cx::v1::CHANNEL_VOICE, cx::v1::SURVEY_METRIC_CSAT,
       cx::v1::SURVEY_METRIC_NPS, cx::v1::SURVEY_METRIC_CES;
@@ -147,8 +153,15 @@ std::vector<InteractionEvent> Stream() {
 
 class KpiTest : public ::testing::Test {
  protected:
-  // As a shard does: the wall clock near event time.
-  void Record(const InteractionEvent& e, int32_t partition = 0) { kpi_.Record(e, partition, ToMicros(e.occurred_at())); }
+  // As a shard does: the wall clock near event time, a Tick after the batch.
+  void Record(const InteractionEvent& e, int32_t partition = 0) {
+    const Micros wall = frozen_wall_.value_or(ToMicros(e.occurred_at()));
+    kpi_.Record(e, partition, wall);
+    kpi_.Tick(wall);
+  }
+  // An event no KPI counts, at `minute`: moves the partition's clock there,
+  // so the windows end at that minute (they hold whole minutes before it).
+  void Close(double minute, int32_t partition = 0) { Record(Sentiment(minute), partition); }
 
   void Scrape() {
     std::vector<prometheus::MetricFamily> families;
@@ -182,18 +195,26 @@ class KpiTest : public ::testing::Test {
 
   KpiConfig config_ = TestConfig();
   QueueLabels queues_{config_};
-  KpiAggregator kpi_{config_, &queues_, kIdleTimeout};
+  KpiAggregator kpi_{config_, &queues_, /*allowed_lateness=*/0, kIdleTimeout};
   std::string scrape_;
+  // Set: the wall clock stands still, so no partition counts as idle (event
+  // time alone moves the clocks, as when partitions are read at different
+  // speeds).
+  std::optional<Micros> frozen_wall_;
 };
 
 TEST_F(KpiTest, EveryKpiInBothWindowsMatchesTheHandComputedValues) {
   for (const InteractionEvent& e : Stream()) Record(e);
+  Close(61);
+  EXPECT_EQ(kpi_.config().windows.size(), 2u);
   // After the fact, within the hour: counted. Older than the longest window: ignored.
   auto late = Queued(40, "support", cx::v1::CHANNEL_EMAIL);
   Record(late);
   Record(Queued(0, "billing", cx::v1::CHANNEL_VOICE));
   Record(Queued(-30, "sales", cx::v1::CHANNEL_CHAT));
   Scrape();
+  EXPECT_EQ(testing::Sample(scrape_, "cxpulse_kpi_window_end_timestamp_seconds", {}),
+            static_cast<double>(At(61) / kMicrosPerSecond));
 
   // billing/voice. 1h: offered 10,20,50,50; answered 25s,28s,10s (within
   // 30s), 31s (not); abandoned 51; ended 300,200,100. 15m: offered 50,50;
@@ -265,10 +286,11 @@ TEST_F(KpiTest, CountsSlideOutOfTheShortWindowFirst) {
     if (e.occurred_at().seconds() > At(21) / kMicrosPerSecond) break;
     Record(e);
   }
+  Close(22);
   Scrape();
-  // Now minute 21: 15m holds 7..21 (offered 10, 20), 1h all of 0..21.
+  // The windows end at minute 22: 15m holds 7..21 (offered 10, 20), 1h all of 0..21.
   ExpectCell("billing", "voice", {{"offered", 2, 3}, {"answered", 2, 2}, {"handled", 1, 1}});
-  // Minute 30: 15m holds 16..30, so minute 10 has left it; the hour has not.
+  // Minute 30: 15m holds 15..29, so minute 10 has left it; the hour has not.
   Record(Started(30, "c9"));
   Scrape();
   ExpectCell("billing", "voice", {{"offered", 1, 3}, {"answered", 1, 2}, {"handled", 0, 1}});
@@ -290,27 +312,82 @@ TEST_F(KpiTest, AQuietShardLetsTimePassAndMissesCallbacks) {
   ExpectCell("billing", "voice", {{"offered", 0, 1}, {"abandon_ratio", kAbsent, 0}});
 }
 
-// A partition that moves away takes its pending callbacks: this shard still
-// counts them due (it saw the request) but not missed; the other
-// partition's promise is missed as usual.
+// A partition that moves away takes its pending callbacks, due and missed
+// timers both: its next owner has them to count (once state moves with a
+// partition); the other partition's promise is due and missed as usual.
 TEST_F(KpiTest, APartitionMovedAwayTakesItsPendingCallbacks) {
   Record(CallbackRequested(0, "k1", 1), /*partition=*/1);
   Record(CallbackRequested(0, "k2", 1), /*partition=*/2);
   kpi_.DropPartition(1);
   Record(Queued(10, "billing", cx::v1::CHANNEL_VOICE), /*partition=*/2);  // event time passes both deadlines (6)
   Scrape();
-  ExpectCell("billing", "sms", {{"callbacks_due", 2, 2}, {"callbacks_missed", 1, 1}});
+  ExpectCell("billing", "sms", {{"callbacks_due", 1, 1}, {"callbacks_missed", 1, 1}});
+}
+
+// Issue 9, defect 1: a partition running behind another never has its
+// callback timers fired by the other's clock. Partition 0's callback, due
+// at 5 (deadline 10), is attempted at 8, after partition 1 reached 12.
+TEST_F(KpiTest, APartitionBehindAnotherKeepsItsOwnClock) {
+  frozen_wall_ = At(0);
+  Record(CallbackRequested(0, "k1", 5), /*partition=*/0);
+  Record(Queued(12, "billing", cx::v1::CHANNEL_VOICE), /*partition=*/1);
+  Record(CallbackAttempted(8, "k1"), /*partition=*/0);
+  Scrape();
+  // Partition 0 is the lowest: the windows end at minute 8.
+  EXPECT_EQ(testing::Sample(scrape_, "cxpulse_kpi_window_end_timestamp_seconds", {}),
+            static_cast<double>(At(8) / kMicrosPerSecond));
+  ExpectCell("billing", "sms", {{"callbacks_due", 1, 1}, {"callbacks_missed", 0, 0}, {"callbacks_made", 0, 0}});
+  // Both move on past the deadline: the promise was kept.
+  Close(30, /*partition=*/0);
+  Close(30, /*partition=*/1);
+  Scrape();
+  ExpectCell("billing", "sms", {{"callbacks_due", 0, 1}, {"callbacks_missed", 0, 0}, {"callbacks_made", 0, 1}});
+}
+
+// A partition further behind than the buckets kept no longer holds the
+// windows back, and still keeps its customers' promises.
+TEST_F(KpiTest, APartitionFarBehindNoLongerHoldsTheWindowsBack) {
+  frozen_wall_ = At(0);
+  Record(Queued(180, "billing", cx::v1::CHANNEL_VOICE), /*partition=*/1);
+  Record(CallbackRequested(0, "k1", 60), /*partition=*/0);
+  Record(CallbackAttempted(30, "k1"), /*partition=*/0);
+  Scrape();
+  EXPECT_EQ(testing::Sample(scrape_, "cxpulse_kpi_window_end_timestamp_seconds", {}),
+            static_cast<double>((At(180) - KpiAggregator::kMaxSkew) / kMicrosPerSecond));
+  Record(CallbackRequested(170, "k2", 171), /*partition=*/0);
+  Close(200, /*partition=*/0);
+  Close(200, /*partition=*/1);
+  Scrape();
+  // k1 was kept at 30 (its minutes are out of every window); k2 is missed at 176.
+  ExpectCell("billing", "sms", {{"callbacks_due", 0, 1}, {"callbacks_missed", 0, 1}});
+}
+
+// Issue 9, defect 2, for the KPIs: a new request does not erase a promise
+// already past its deadline; one made before the due time reschedules it.
+TEST_F(KpiTest, ANewRequestDoesNotEraseAnOverduePromise) {
+  Record(CallbackRequested(0, "k1", 10));    // deadline 15
+  Record(CallbackRequested(16, "k1", 40));   // after the deadline: the first stays missed
+  Record(CallbackAttempted(20, "k1"));       // keeps the second
+  Record(CallbackRequested(22, "k2", 30));
+  Record(CallbackRequested(25, "k2", 50));   // before k2's due time: rescheduled, neither due nor missed
+  Close(59);
+  Scrape();
+  // Due: k1's 10 and 40, k2's 50. Missed: k1's first (at 15), k2's second (at 55).
+  ExpectCell("billing", "sms", {{"callbacks_due", 1, 3}, {"callbacks_missed", 1, 2}, {"callbacks_made", 0, 1}});
 }
 
 TEST_F(KpiTest, QueueLabelsAreSharedAndBounded) {
   // A second shard sees "sales" after the first claimed it: the same label.
-  KpiAggregator other_shard(config_, &queues_, kIdleTimeout);
+  KpiAggregator other_shard(config_, &queues_, /*allowed_lateness=*/0, kIdleTimeout);
   Record(Queued(1, "sales", cx::v1::CHANNEL_WEB));
   other_shard.Record(Queued(1, "sales", cx::v1::CHANNEL_WEB), 0, At(1));
   for (int i = 0; i < 100; ++i) other_shard.Record(Queued(2, Cat("q", i), cx::v1::CHANNEL_WEB), 0, At(2));
   auto unknown_channel = Queued(2, "billing", cx::v1::CHANNEL_WEB);
   unknown_channel.set_channel(static_cast<cx::v1::Channel>(42));
   Record(unknown_channel);
+  Close(3);
+  other_shard.Record(Sentiment(3), 0, At(3));
+  other_shard.Tick(At(3));
 
   std::vector<prometheus::MetricFamily> families;
   AppendKpiFamilies({&kpi_, &other_shard}, &families);
