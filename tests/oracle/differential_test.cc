@@ -49,10 +49,10 @@ namespace {
 using namespace std::chrono_literals;
 using cx::v1::InteractionEvent;
 using oracle::Finding;
-using oracle::KpiCell;
-using oracle::KpiValues;
 using oracle::kHour;
 using oracle::kMinute;
+using oracle::KpiCell;
+using oracle::KpiValues;
 using oracle::kSecond;
 using oracle::Micros;
 using Kpis = std::map<KpiCell, KpiValues>;
@@ -75,8 +75,8 @@ struct Layout {
   int partitions;
   int shards;
   std::string Name() const {
-    return std::to_string(partitions) + (partitions == 1 ? " partition, " : " partitions, ") +
-           std::to_string(shards) + (shards == 1 ? " shard" : " shards");
+    return std::to_string(partitions) + (partitions == 1 ? " partition, " : " partitions, ") + std::to_string(shards) +
+           (shards == 1 ? " shard" : " shards");
   }
 };
 const Layout kLayouts[] = {{1, 1}, {8, 1}, {8, 2}};
@@ -469,14 +469,15 @@ std::string CompareKpis(const Kpis& got, const Kpis& want, const std::string& go
       d.got += g;
       d.want += w;
       std::ostringstream l;
-      l << std::setprecision(12) << "    " << cell.queue << "/" << cell.channel << "/" << cell.window << " " << name << ": " << got_name << " "
-        << g << ", " << want_name << " " << w;
+      l << std::setprecision(12) << "    " << cell.queue << "/" << cell.channel << "/" << cell.window << " " << name
+        << ": " << got_name << " " << g << ", " << want_name << " " << w;
       lines.push_back(l.str());
     }
   }
   if (differing.empty()) return "";
   std::ostringstream out;
-  out << std::setprecision(12) << "KPIs differ (" << got_name << " vs " << want_name << "), per component: cells differing, sum over them\n";
+  out << std::setprecision(12) << "KPIs differ (" << got_name << " vs " << want_name
+      << "), per component: cells differing, sum over them\n";
   for (const auto& [name, d] : differing) {
     out << "  " << name << ": " << d.cells << " cells, " << got_name << " " << d.got << ", " << want_name << " "
         << d.want << "\n";
@@ -490,8 +491,8 @@ std::string CompareKpis(const Kpis& got, const Kpis& want, const std::string& go
 
 struct RunResult {
   std::string name;
-  std::vector<Finding> findings;  // every finding written, sorted
-  Kpis kpis;                      // the last scrape
+  std::vector<Finding> findings;     // every finding written, sorted
+  Kpis kpis;                         // the last scrape
   std::optional<double> window_end;  // cxpulse_kpi_window_end_timestamp_seconds
   double consumed = 0;
   double late = 0;
@@ -631,8 +632,8 @@ TEST_P(DifferentialTest, DaemonAndReplayAgreeWithTheOracle) {
   const auto one_partition = [&](const InteractionEvent& e) { return PartitionOf(e, 1, stream); };
   const auto eight_partitions = [&](const InteractionEvent& e) { return PartitionOf(e, 8, stream); };
   const auto oracle_started = std::chrono::steady_clock::now();
-  const std::vector<Finding> expected = Before(oracle::Findings(stream.events, one_partition, params, false),
-                                               kFinalWatermark);
+  const std::vector<Finding> expected =
+      Before(oracle::Findings(stream.events, one_partition, params, false), kFinalWatermark);
   const std::string oracle_findings = CompareFindings(
       Before(oracle::Findings(stream.events, eight_partitions, params, false), kFinalWatermark), expected, "8", "1");
   ASSERT_TRUE(oracle_findings.empty()) << oracle_findings;
@@ -684,9 +685,9 @@ TEST_P(DifferentialTest, DaemonAndReplayAgreeWithTheOracle) {
     runs.back()->Start();
     if (::testing::Test::HasFatalFailure()) return;
   }
-  testing::ChildProcess replay({CXPULSE_BINARY, "replay", "--rules", CXPULSE_RULES_DIR, "--input", input, "--output",
-                                replay_output},
-                               replay_dir.path() + "/replay.log");
+  testing::ChildProcess replay(
+      {CXPULSE_BINARY, "replay", "--rules", CXPULSE_RULES_DIR, "--input", input, "--output", replay_output},
+      replay_dir.path() + "/replay.log");
   const auto started = std::chrono::steady_clock::now();
   // Finish() records problems instead of asserting, so it can run on its own thread.
   std::vector<std::future<RunResult>> finishing;

@@ -43,11 +43,11 @@ enum class Kind { kMatch, kCount, kRatio, kSpike, kSequence, kAbsence };
 struct Rule {
   std::string name;
   Kind kind = Kind::kMatch;
-  bool centre = false;  // scope: centre-wide, else per customer (spec section 1)
-  Predicate on;         // match, count, spike: the `on`+`where`; absence: A; ratio: numerator
-  Predicate other;      // absence: the `expect` (B); ratio: denominator
-  KeyOf key;            // the key of an `on` (or any step's) event
-  KeyOf other_key;      // the key of an `other` event
+  bool centre = false;           // scope: centre-wide, else per customer (spec section 1)
+  Predicate on;                  // match, count, spike: the `on`+`where`; absence: A; ratio: numerator
+  Predicate other;               // absence: the `expect` (B); ratio: denominator
+  KeyOf key;                     // the key of an `on` (or any step's) event
+  KeyOf other_key;               // the key of an `other` event
   std::vector<Predicate> steps;  // sequence
   Micros window = 0;             // count, ratio, spike; sequence: `within`
   Micros baseline = 0;           // spike
@@ -55,7 +55,7 @@ struct Rule {
   int64_t threshold = 0;         // count: threshold; ratio: min_volume; spike: min_count
   double level = 0;              // ratio: threshold; spike: factor
   std::function<std::optional<Micros>(const Event&)> deadline;  // absence
-  bool keep_first = false;       // absence on_repeat: keep (else replace)
+  bool keep_first = false;                                      // absence on_repeat: keep (else replace)
 };
 
 Predicate Is(Event::BodyCase body) {
@@ -551,8 +551,8 @@ const std::vector<std::string>& RuleNames() {
   return names;
 }
 
-std::vector<Finding> Findings(const std::vector<Event>& events, const PartitionOf& partition_of,
-                              const Params& params, bool flush_at_end) {
+std::vector<Finding> Findings(const std::vector<Event>& events, const PartitionOf& partition_of, const Params& params,
+                              bool flush_at_end) {
   const Admission admission = Admit(events, partition_of, params.allowed_lateness);
   std::vector<Item> arrival;
   for (const Event* e : admission.admitted) arrival.push_back({e, partition_of(*e)});
@@ -569,10 +569,9 @@ std::vector<Finding> Findings(const std::vector<Event>& events, const PartitionO
 
 const std::vector<std::string>& KpiNames() {
   static const std::vector<std::string> names = {
-      "offered",        "answered",       "answered_within_target", "abandoned",     "wait_seconds",
-      "handled",        "handle_seconds", "contacts",               "repeat_contacts", "callbacks_due",
-      "callbacks_made", "callbacks_missed", "csat_responses",       "csat_points",   "nps_responses",
-      "nps_promoters",  "nps_detractors"};
+      "offered",        "answered",    "answered_within_target", "abandoned",     "wait_seconds",   "handled",
+      "handle_seconds", "contacts",    "repeat_contacts",        "callbacks_due", "callbacks_made", "callbacks_missed",
+      "csat_responses", "csat_points", "nps_responses",          "nps_promoters", "nps_detractors"};
   return names;
 }
 
@@ -598,7 +597,7 @@ std::map<KpiCell, KpiValues> Kpis(const std::vector<Event>& events, const Partit
   };
   auto seconds = [](Micros d) { return static_cast<double>(d) / static_cast<double>(kSecond); };
 
-  std::map<std::string, Micros> last_contact;   // customer: newest occurred_at of its contact_started so far
+  std::map<std::string, Micros> last_contact;  // customer: newest occurred_at of its contact_started so far
   std::vector<CallbackPromise> promises;
   std::map<std::string, size_t> current;        // customer: index of its current promise
   for (const Event* ep : admission.admitted) {  // arrival order

@@ -42,8 +42,8 @@ struct Params {
   Micros allowed_lateness = 30 * kSecond;  // engine.allowed_lateness
   Micros kpi_bucket = kMinute;             // kpi.bucket
   std::vector<std::pair<std::string, Micros>> windows = {{"15m", 15 * kMinute}, {"1h", kHour}};  // label, length
-  Micros repeat_window = kDay;         // kpi.repeat_window
-  Micros callback_grace = 5 * kMinute;  // kpi.callback_grace
+  Micros repeat_window = kDay;                                                                   // kpi.repeat_window
+  Micros callback_grace = 5 * kMinute;                                                           // kpi.callback_grace
   std::map<std::string, Micros> sl_threshold;  // per queue service-level threshold
   Micros default_sl_threshold = 20 * kSecond;  // kpi.service_level.threshold
   // Queues labelled by name (kpi.queues); any other non-empty queue is
@@ -91,8 +91,8 @@ const std::vector<std::string>& RuleNames();
 // event_id). An absence promise fires when its partition's final watermark
 // (centre-wide: the lowest over partitions that had an event) is past its
 // deadline, or, with `flush_at_end` (cxpulse replay), whatever the watermark.
-std::vector<Finding> Findings(const std::vector<Event>& events, const PartitionOf& partition_of,
-                              const Params& params, bool flush_at_end);
+std::vector<Finding> Findings(const std::vector<Event>& events, const PartitionOf& partition_of, const Params& params,
+                              bool flush_at_end);
 
 // A KPI series: queue label, channel short name ("voice"), window label ("15m").
 struct KpiCell {

@@ -150,10 +150,10 @@ Finding F(const std::string& rule, std::vector<std::string> key, Micros at, int6
 
 TEST(OracleAdmissionTest, LatenessIsPerPartitionAndStrictlyBelowTheWatermark) {
   Events events;
-  events.Sentiment(T(10), "c1", "standard", 0);                    // p0: watermark 09:59:30
-  events.Sentiment(T(9), "c2", "standard", 0);                     // p1: its own clock, not late
-  events.Sentiment(T(9, 59, 29), "c1", "standard", 0);             // p0: below the watermark: late
-  events.Sentiment(T(9, 59, 30), "c1", "standard", 0);             // p0: exactly at it: in time
+  events.Sentiment(T(10), "c1", "standard", 0);         // p0: watermark 09:59:30
+  events.Sentiment(T(9), "c2", "standard", 0);          // p1: its own clock, not late
+  events.Sentiment(T(9, 59, 29), "c1", "standard", 0);  // p0: below the watermark: late
+  events.Sentiment(T(9, 59, 30), "c1", "standard", 0);  // p0: exactly at it: in time
   InteractionEvent no_body;
   no_body.set_customer_id("c1");
   Stamp(T(11), no_body.mutable_occurred_at());
@@ -198,9 +198,8 @@ TEST(OracleRulesTest, TransferPingPongWindowFollowsTheNewestEvent) {
   events.Transferred(T(10, 20), "Y");
   events.Transferred(T(10, 31), "Y");  // (10:01, 10:31]: 10:00 forgotten, two left
   events.Transferred(T(10, 32), "Y");  // three again
-  EXPECT_EQ(Of("transfer_ping_pong", events),
-            (std::vector<Finding>{F("transfer_ping_pong", {"X"}, T(10, 20), 3),
-                                  F("transfer_ping_pong", {"Y"}, T(10, 32), 3)}));
+  EXPECT_EQ(Of("transfer_ping_pong", events), (std::vector<Finding>{F("transfer_ping_pong", {"X"}, T(10, 20), 3),
+                                                                    F("transfer_ping_pong", {"Y"}, T(10, 32), 3)}));
 }
 
 TEST(OracleRulesTest, ReasonSurgeNeedsAFullBaselineAndFiresOnceInItsCooldown) {
@@ -249,11 +248,11 @@ TEST(OracleRulesTest, AnswerTimeOverTargetPerQueueWithAHalfOpenCooldown) {
   events.Answered(T(10), "c5", "sales", 119 * kSecond);       // sales' target is 120 s
   events.Answered(T(10, 2), "c6", "sales", 121 * kSecond);
   events.Answered(T(11), "c7", "retention", 61 * kSecond);
-  EXPECT_EQ(Of("answer_time_over_target", events),
-            (std::vector<Finding>{F("answer_time_over_target", {"billing"}, T(10, 1)),
-                                  F("answer_time_over_target", {"billing"}, T(10, 16)),
-                                  F("answer_time_over_target", {"retention"}, T(11)),
-                                  F("answer_time_over_target", {"sales"}, T(10, 2))}));
+  EXPECT_EQ(
+      Of("answer_time_over_target", events),
+      (std::vector<Finding>{
+          F("answer_time_over_target", {"billing"}, T(10, 1)), F("answer_time_over_target", {"billing"}, T(10, 16)),
+          F("answer_time_over_target", {"retention"}, T(11)), F("answer_time_over_target", {"sales"}, T(10, 2))}));
 }
 
 // A centre-wide rule sees events in event time, not in arrival order.
@@ -282,20 +281,20 @@ TEST(OracleRulesTest, CentreWideTiesBreakByEventId) {
 
 TEST(OracleRulesTest, CallbackMissedFiresOnceTheWatermarkPassesTheDueTime) {
   Events events;
-  events.CallbackRequested(T(9), "c1", T(10));            // never attempted
+  events.CallbackRequested(T(9), "c1", T(10));  // never attempted
   events.CallbackRequested(T(9), "c2", T(10));
   events.CallbackRequested(T(9, 10), "c3", T(9, 40));
-  events.CallbackAttempted(T(9, 45), "c3");               // after the deadline: too late
-  events.CallbackAttempted(T(10), "c2");                  // exactly at the deadline: in time
-  events.CallbackRequested(T(11, 50), "c4", T(12, 30));   // still pending at the end
+  events.CallbackAttempted(T(9, 45), "c3");                  // after the deadline: too late
+  events.CallbackAttempted(T(10), "c2");                     // exactly at the deadline: in time
+  events.CallbackRequested(T(11, 50), "c4", T(12, 30));      // still pending at the end
   events.CallbackRequested(T(11, 51), "c5", T(11, 59, 30));  // due at the final watermark: not passed
-  events.Sentiment(T(12), "c9", "standard", 0);           // watermark 11:59:30
+  events.Sentiment(T(12), "c9", "standard", 0);              // watermark 11:59:30
   EXPECT_EQ(Of("callback_missed", events, false, OnePartition),
             (std::vector<Finding>{F("callback_missed", {"c1"}, T(10)), F("callback_missed", {"c3"}, T(9, 40))}));
-  EXPECT_EQ(Of("callback_missed", events, true, OnePartition),
-            (std::vector<Finding>{F("callback_missed", {"c1"}, T(10)), F("callback_missed", {"c3"}, T(9, 40)),
-                                  F("callback_missed", {"c4"}, T(12, 30)),
-                                  F("callback_missed", {"c5"}, T(11, 59, 30))}));
+  EXPECT_EQ(
+      Of("callback_missed", events, true, OnePartition),
+      (std::vector<Finding>{F("callback_missed", {"c1"}, T(10)), F("callback_missed", {"c3"}, T(9, 40)),
+                            F("callback_missed", {"c4"}, T(12, 30)), F("callback_missed", {"c5"}, T(11, 59, 30))}));
 }
 
 // Issue 9, defect 2: a promise already overdue is reported, never replaced.
@@ -320,10 +319,10 @@ TEST(OracleRulesTest, DetractorKeepsTheFirstDeadline) {
   events.Survey(T(9), "c4", cx::v1::SURVEY_METRIC_NPS, 7);   // not a detractor
   events.Survey(T(9), "c5", cx::v1::SURVEY_METRIC_CSAT, 1);  // not NPS
   events.Survey(T(9), "c6", cx::v1::SURVEY_METRIC_NPS, 0);
-  events.ContactStarted(T(10), "c3", true);             // inbound: not a follow-up
+  events.ContactStarted(T(10), "c3", true);                          // inbound: not a follow-up
   events.Survey(T(1, 0, 0, 2), "c1", cx::v1::SURVEY_METRIC_NPS, 2);  // 03-04T01:00: ignored (keep)
-  events.ContactStarted(T(8, 0, 0, 2), "c2", false);    // outbound within 48 h
-  events.ContactStarted(T(9, 0, 0, 2), "c6", false);    // exactly at the deadline: in time
+  events.ContactStarted(T(8, 0, 0, 2), "c2", false);                 // outbound within 48 h
+  events.ContactStarted(T(9, 0, 0, 2), "c6", false);                 // exactly at the deadline: in time
   EXPECT_EQ(Of("detractor_not_followed_up", events),
             (std::vector<Finding>{F("detractor_not_followed_up", {"c1"}, T(9, 0, 0, 2)),
                                   F("detractor_not_followed_up", {"c3"}, T(9, 0, 0, 2))}));
@@ -349,9 +348,8 @@ TEST(OracleRulesTest, VipNegativeSentimentWithItsCooldown) {
   events.Sentiment(T(14), "c1", "vip", -0.7);
   events.Sentiment(T(10), "c2", "vip", -0.59);
   events.Sentiment(T(10), "c3", "standard", -0.9);
-  EXPECT_EQ(Of("vip_negative_sentiment", events),
-            (std::vector<Finding>{F("vip_negative_sentiment", {"c1"}, T(10)),
-                                  F("vip_negative_sentiment", {"c1"}, T(14))}));
+  EXPECT_EQ(Of("vip_negative_sentiment", events), (std::vector<Finding>{F("vip_negative_sentiment", {"c1"}, T(10)),
+                                                                        F("vip_negative_sentiment", {"c1"}, T(14))}));
 }
 
 TEST(OracleRulesTest, ThirdInboundContactInADay) {
@@ -386,7 +384,7 @@ TEST(OracleRulesTest, AbandonedThenComplainedWithinADay) {
   events.Complaint(T(10, 0, 1, 1), "c2");  // a day and a second later
   events.Complaint(T(10), "c3");           // nothing abandoned
   events.Abandoned(T(10), "c4");
-  events.Abandoned(T(11), "c4");           // starts over at 11:00
+  events.Abandoned(T(11), "c4");  // starts over at 11:00
   events.Complaint(T(10, 30, 0, 1), "c4");
   EXPECT_EQ(Of("abandoned_then_complained", events),
             (std::vector<Finding>{F("abandoned_then_complained", {"c1"}, T(12), 2),
@@ -417,11 +415,11 @@ double Value(const std::map<KpiCell, KpiValues>& kpis, const KpiCell& cell, cons
 // Issue 9, defect 1: a partition running ahead does not fire another's timers.
 TEST(OracleKpiTest, CallbackTimersRunOnTheirOwnPartitionsClock) {
   Events events;
-  events.Queued(T(12), "c2");                       // partition 1, far ahead
-  events.CallbackRequested(T(9), "c1", T(10));      // partition 0
-  events.CallbackRequested(T(9), "c3", T(10));      // never attempted
+  events.Queued(T(12), "c2");                   // partition 1, far ahead
+  events.CallbackRequested(T(9), "c1", T(10));  // partition 0
+  events.CallbackRequested(T(9), "c3", T(10));  // never attempted
   events.CallbackAttempted(T(9, 30), "c1");
-  events.Queued(T(10, 30), "c1");                   // partition 0's watermark 10:29:30
+  events.Queued(T(10, 30), "c1");  // partition 0's watermark 10:29:30
   const PartitionOf by_customer = [](const InteractionEvent& e) { return e.customer_id() == "c2" ? 1 : 0; };
   const Params params = KpiParams();
   const Micros end = KpiWindowEnd(Admit(events.list(), by_customer, params.allowed_lateness), params.kpi_bucket);
@@ -473,11 +471,11 @@ TEST(OracleKpiTest, EveryCountInItsBucketWithinTheWindowEdges) {
   events.ContactStarted(T(10, 17), "c1");  // a repeat
   events.ContactStarted(T(10, 18), "c2");  // previous one 48 h ago: not a repeat
   events.ContactStarted(T(10, 19, 10), "c3");
-  events.ContactStarted(T(10, 19), "c3");  // out of order: 10 s from the other, a repeat
+  events.ContactStarted(T(10, 19), "c3");                     // out of order: 10 s from the other, a repeat
   events.Answered(T(10, 20), "a1", "billing", 30 * kSecond);  // billing's target: 30 s
   events.Answered(T(10, 21), "a2", "billing", 31 * kSecond);
   events.Answered(T(10, 21), "a3", "sales", 20 * kSecond).set_channel(cx::v1::CHANNEL_CHAT);  // default 20 s
-  events.Answered(T(10, 21), "a4", "returns", 21 * kSecond);  // not configured: "other"
+  events.Answered(T(10, 21), "a4", "returns", 21 * kSecond);                                  // not configured: "other"
   events.Abandoned(T(10, 22), "b1");
   events.Ended(T(10, 23), "h1");
   Length(300 * kSecond, events.Ended(T(10, 23, 30), "h2").mutable_ended()->mutable_handle_time());
@@ -487,10 +485,10 @@ TEST(OracleKpiTest, EveryCountInItsBucketWithinTheWindowEdges) {
   events.Survey(T(10, 24), "s4", cx::v1::SURVEY_METRIC_NPS, 6);
   events.Survey(T(10, 24), "s5", cx::v1::SURVEY_METRIC_NPS, 7);
   events.Survey(T(10, 24), "s6", cx::v1::SURVEY_METRIC_CES, 3);
-  events.Queued(T(10, 25), "u1", "");  // no queue
-  events.Queued(T(10, 29, 59), "q3");  // the last bucket of the window
-  events.Queued(T(10), "q4");          // 29:59 behind: late, counted nowhere
-  events.Queued(T(10, 30), "q5");      // bucket 10:30: after the window
+  events.Queued(T(10, 25), "u1", "");                    // no queue
+  events.Queued(T(10, 29, 59), "q3");                    // the last bucket of the window
+  events.Queued(T(10), "q4");                            // 29:59 behind: late, counted nowhere
+  events.Queued(T(10, 30), "q5");                        // bucket 10:30: after the window
   events.Sentiment(T(10, 30, 45), "c9", "standard", 0);  // watermark 10:30:15
   const Params params = KpiParams();
   const Micros end = KpiWindowEnd(Admit(events.list(), OnePartition, params.allowed_lateness), params.kpi_bucket);
@@ -498,10 +496,10 @@ TEST(OracleKpiTest, EveryCountInItsBucketWithinTheWindowEdges) {
   const auto kpis = Kpis(events.list(), OnePartition, params, end);
   const KpiCell billing{"billing", "voice", "15m"};
   const std::map<std::string, double> expected = {
-      {"offered", 2},          {"answered", 2},       {"answered_within_target", 1}, {"abandoned", 1},
-      {"wait_seconds", 61},    {"handled", 2},        {"handle_seconds", 300},       {"contacts", 5},
-      {"repeat_contacts", 2},  {"callbacks_due", 0},  {"callbacks_made", 0},         {"callbacks_missed", 0},
-      {"csat_responses", 2},   {"csat_points", 6},    {"nps_responses", 3},          {"nps_promoters", 1},
+      {"offered", 2},         {"answered", 2},      {"answered_within_target", 1}, {"abandoned", 1},
+      {"wait_seconds", 61},   {"handled", 2},       {"handle_seconds", 300},       {"contacts", 5},
+      {"repeat_contacts", 2}, {"callbacks_due", 0}, {"callbacks_made", 0},         {"callbacks_missed", 0},
+      {"csat_responses", 2},  {"csat_points", 6},   {"nps_responses", 3},          {"nps_promoters", 1},
       {"nps_detractors", 1}};
   for (const std::string& name : KpiNames()) {
     EXPECT_EQ(Value(kpis, billing, name), expected.at(name)) << name;
