@@ -54,8 +54,9 @@ struct Rule {
   Micros cooldown = 0;           // 0: every evaluation may fire
   int64_t threshold = 0;         // count: threshold; ratio: min_volume; spike: min_count
   double level = 0;              // ratio: threshold; spike: factor
-  std::function<std::optional<Micros>(const Event&)> deadline;  // absence
-  bool keep_first = false;                                      // absence on_repeat: keep (else replace)
+  bool keep_first = false;       // absence on_repeat: keep (else replace)
+  // absence: the deadline of an `on` event (`within` or a timestamp field), if it has one.
+  std::function<std::optional<Micros>(const Event&)> deadline;
 };
 
 Predicate Is(Event::BodyCase body) {

@@ -41,9 +41,10 @@ using PartitionOf = std::function<int(const Event&)>;
 struct Params {
   Micros allowed_lateness = 30 * kSecond;  // engine.allowed_lateness
   Micros kpi_bucket = kMinute;             // kpi.bucket
-  std::vector<std::pair<std::string, Micros>> windows = {{"15m", 15 * kMinute}, {"1h", kHour}};  // label, length
-  Micros repeat_window = kDay;                                                                   // kpi.repeat_window
-  Micros callback_grace = 5 * kMinute;                                                           // kpi.callback_grace
+  // kpi.windows: label (as written in the config) and length.
+  std::vector<std::pair<std::string, Micros>> windows = {{"15m", 15 * kMinute}, {"1h", kHour}};
+  Micros repeat_window = kDay;                 // kpi.repeat_window
+  Micros callback_grace = 5 * kMinute;         // kpi.callback_grace
   std::map<std::string, Micros> sl_threshold;  // per queue service-level threshold
   Micros default_sl_threshold = 20 * kSecond;  // kpi.service_level.threshold
   // Queues labelled by name (kpi.queues); any other non-empty queue is
