@@ -736,7 +736,7 @@ void Engine::ApplyCount(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
   if (t <= newest - rule.window) return;  // out of order, and already out of the window
   ring.Push(s.rings, t, e.event_id());
   if (ring.size < static_cast<uint32_t>(rule.threshold) || newest < ck->cooldown_until) return;
-  ck->cooldown_until = newest + rule.cooldown;
+  if (rule.cooldown > 0) ck->cooldown_until = newest + rule.cooldown;  // 0: no cooldown at all
   evidence_.clear();
   for (uint32_t i = 0; i < ring.size; ++i) evidence_.push_back(ring.At(s.rings, i).event_id.view());
   EmitFinding(r, key_, Fire{.at = newest, .window_start = ring.At(s.rings, 0).time, .window_end = newest,
@@ -787,7 +787,7 @@ void Engine::ApplyWindow(int r, RuleState& s, const cx::v1::InteractionEvent& e,
     fire.value = a;
     fire.count = static_cast<int64_t>(d);
   }
-  wk->cooldown_until = t + rule.cooldown;
+  if (rule.cooldown > 0) wk->cooldown_until = t + rule.cooldown;
   evidence_.clear();
   for (uint32_t i = 0; i < wk->evidence.size; ++i) evidence_.push_back(wk->evidence.At(s.rings, i).event_id.view());
   EmitFinding(r, key_, fire);
@@ -826,7 +826,7 @@ void Engine::ApplySpike(int r, RuleState& s, const cx::v1::InteractionEvent& e, 
       static_cast<double>(sk->count) < rule.threshold * std::max(sk->baseline, 1.0)) {
     return;
   }
-  sk->cooldown_until = t + rule.cooldown;
+  if (rule.cooldown > 0) sk->cooldown_until = t + rule.cooldown;
   evidence_.clear();
   for (uint32_t i = 0; i < sk->evidence.size; ++i) evidence_.push_back(sk->evidence.At(s.rings, i).event_id.view());
   EmitFinding(r, key_, Fire{.at = t, .window_start = index * rule.window, .window_end = t, .count = sk->count,
@@ -855,7 +855,7 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
   if (sq->next_step < rule.steps.size()) return;
   sq->next_step = 0;
   if (t < sq->cooldown_until) return;
-  sq->cooldown_until = t + rule.cooldown;
+  if (rule.cooldown > 0) sq->cooldown_until = t + rule.cooldown;
   const Entry* steps = s.rings.base().Block(sq->evidence);
   evidence_.clear();
   for (size_t i = 0; i < rule.steps.size(); ++i) evidence_.push_back(steps[i].event_id.view());
