@@ -109,7 +109,10 @@ void AppendKpiFamilies(const std::vector<const KpiAggregator*>& kpis, std::vecto
     highest = any ? std::max(highest, high) : high;
     any = true;
   }
-  if (!any) return;  // no partition has had an event: no window has an end yet
+  if (!any) {  // no partition has had an event: no window has an end yet
+    AppendServiceLevelTargets(first.queues(), out);
+    return;
+  }
   const Micros bucket = first.config().bucket;
   const auto floor_to_bucket = [bucket](Micros t) { return (t >= 0 ? t / bucket : (t - bucket + 1) / bucket) * bucket; };
   const Micros end = std::max(floor_to_bucket(lowest), floor_to_bucket(highest) - KpiAggregator::kMaxSkew);

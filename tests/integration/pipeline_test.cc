@@ -90,12 +90,17 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
   Send(testing::Sentiment("eE1", kT0 + 22 * kMinute, "cE"));                        // after the garbage: still processed
   ASSERT_TRUE(producer_->Flush(10'000).ok());
 
-  // Wait until the daemon has seen everything and reported no lag, as its metrics say.
+  // Wait until the daemon has seen everything and reported no lag, as its
+  // metrics say, and the KPI windows end where partition 0's watermark (eE1
+  // less the 1 s of lateness) says: the start of its minute.
+  const Micros watermark_at_end = kT0 + 22 * kMinute - kMicrosPerSecond;
+  const double window_end = static_cast<double>(watermark_at_end / kMinute * kMinute) / kMicrosPerSecond;
   std::string metrics;
   bool done = false;
   for (auto deadline = std::chrono::steady_clock::now() + 30s; !done && std::chrono::steady_clock::now() < deadline;) {
     metrics = testing::HttpGet(port, "/metrics").body;
     done = testing::Sample(metrics, "cxpulse_findings_total", {{"rule", "callback_missed"}}) == 1.0 &&
+           testing::Sample(metrics, "cxpulse_kpi_window_end_timestamp_seconds") == window_end &&
            testing::Sample(metrics, "cxpulse_events_consumed_total", {{"type", "sentiment"}, {"channel", "voice"}}) == 2.0 &&
            testing::Sample(metrics, "cxpulse_consumer_lag_messages", {{"partition", "0"}}) == 0.0;
     if (!done) std::this_thread::sleep_for(100ms);
@@ -144,7 +149,8 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
   ASSERT_TRUE(delay.has_value()) << metrics;
   EXPECT_NEAR(*delay, expected, 3.0);
 
-  // KPIs of billing/voice, now minute 22 of the sequence: the ended events
+  // KPIs of billing/voice, the windows ending at minute 21 of the sequence (the partition's
+  // watermark is at 21:59): the ended events
   // (minutes 1-3) and the attempt (5) are only in the hour; both callbacks
   // fell due at 10, cB was missed at 15 (5m grace).
   const std::map<std::string, std::string> hour = {{"queue", "billing"}, {"channel", "voice"}, {"window", "1h"}};
