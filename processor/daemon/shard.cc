@@ -47,8 +47,9 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
                                                 [shard](absl::Status failure) { shard->Fail(std::move(failure)); });
   s->engine_ = std::make_unique<Engine>(
       std::move(rules),
+      // The centre-wide rules run in the centre stage, over every partition.
       EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
-                    static_cast<size_t>(config.engine.max_keys_per_rule)},
+                    static_cast<size_t>(config.engine.max_keys_per_rule), ScopeSelector::kCustomer},
       s->sink_.get(), std::move(stats));
   s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.idle_partition_timeout);
   s->queue_.reset(rd_kafka_queue_new(consumer));
