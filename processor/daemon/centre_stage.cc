@@ -218,7 +218,7 @@ void CentreStage::Handle(const rd_kafka_message_t& msg, Micros now) {
   const auto i = static_cast<size_t>(p);
   if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      merge_->MarkAtEnd(p);  // before its first event: empty, it holds nothing back
+      merge_->MarkAtEnd(p, now);  // before its first event: empty, it holds nothing back for long
       ends_[i] = true;
     } else {
       spdlog::warn("centre stage: consumer: {}", rd_kafka_message_errstr(&msg));

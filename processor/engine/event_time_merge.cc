@@ -7,7 +7,7 @@ namespace cxpulse {
 EventTimeMerge::EventTimeMerge(Options options, int32_t partitions) : options_(options) {
   options_.capacity = std::max<size_t>(1, options_.capacity);
   partitions_.assign(static_cast<size_t>(std::max(0, partitions)),
-                     Partition{Watermark(options_.allowed_lateness, options_.idle_timeout), Said::kNothing});
+                     Partition{Watermark(options_.allowed_lateness, options_.idle_timeout), Said::kNothing, 0});
 }
 
 bool EventTimeMerge::Before(uint32_t a, uint32_t b) const {
@@ -67,10 +67,12 @@ EventTimeMerge::Outcome EventTimeMerge::Push(int32_t partition, int64_t offset, 
   return Outcome::kHeld;
 }
 
-void EventTimeMerge::MarkAtEnd(int32_t partition) {
+void EventTimeMerge::MarkAtEnd(int32_t partition, Micros wall_now) {
   if (partition < 0 || partition >= partitions()) return;
   Partition& part = partitions_[static_cast<size_t>(partition)];
-  if (part.said == Said::kNothing) part.said = Said::kEmpty;
+  if (part.said != Said::kNothing) return;
+  part.said = Said::kEmpty;
+  part.empty_since = wall_now;
 }
 
 void EventTimeMerge::AdvancePartition(int32_t partition, Micros to, Micros wall_now) {
@@ -84,8 +86,12 @@ Micros EventTimeMerge::LowWatermark(Micros wall_now) const {
   Micros low = Watermark::kNone;
   bool any = false;
   for (const Partition& p : partitions_) {
-    if (p.said == Said::kNothing) return Watermark::kNone;  // it may still hold the oldest event of all
-    if (p.said == Said::kEmpty) continue;
+    // It may still bring the oldest event of all: nothing below it is sure.
+    if (p.said == Said::kNothing) return Watermark::kNone;
+    if (p.said == Said::kEmpty) {
+      if (wall_now - p.empty_since < options_.idle_timeout) return Watermark::kNone;
+      continue;  // empty for the idle timeout: it holds nothing back
+    }
     const Micros wm = p.watermark.Current(wall_now);
     if (!any || wm < low) low = wm;
     any = true;

@@ -5,12 +5,15 @@
 // until every partition that can still deliver something older has a
 // watermark above it, then released in order. One thread owns a merge.
 //
-// Which partitions hold the release back: one that has not yet said
-// anything (no event, not known to be empty) holds back everything; one
-// known to be empty (at its end before its first event) holds back nothing;
-// one that has had events holds back what is at or above its watermark,
-// which follows the wall clock once it has been idle (Watermark), so a
-// quiet partition delays centre findings by its idle timeout, no more.
+// Which partitions hold the release back: one that has said nothing yet
+// holds back everything; so does one at its end before its first event, for
+// the idle timeout of wall clock (any partition may still bring events
+// older than another's: the topic's producers run on), then nothing; one
+// that has had events holds back what is at or above its watermark, which
+// follows the wall clock once it has been idle (Watermark). So a quiet or
+// empty partition delays centre findings by the idle timeout, no more, and
+// what it brings after that and older than what went is late, as for the
+// shards' idle partitions.
 //
 // Held events are kept in their wire form: the daemon has it already (the
 // record's payload), the caller decodes a released one (daemon: its
@@ -58,8 +61,9 @@ class EventTimeMerge final {
                              std::string_view encoded, bool keep, Micros wall_now);
 
   // The partition is at its end (the consumer said so). Before its first
-  // event that makes it known empty: it no longer holds anything back.
-  void MarkAtEnd(int32_t partition);
+  // event, that makes it empty: it holds nothing back once it has been so
+  // for the idle timeout.
+  void MarkAtEnd(int32_t partition, Micros wall_now);
 
   // Moves a partition's watermark to at least `to` (a rule test's advance,
   // the end of a replay).
@@ -115,6 +119,7 @@ class EventTimeMerge final {
   struct Partition {
     Watermark watermark;
     Said said = Said::kNothing;
+    Micros empty_since = 0;  // kEmpty: when it was first found at its end
   };
   struct Slot {
     Micros time = 0;

@@ -85,32 +85,38 @@ TEST_F(MergeTest, TiesOnTimeGoByEventIdBytewise) {
   EXPECT_EQ(Release(), (Ids{"E1", "e10", "e2"}));
 }
 
-TEST_F(MergeTest, AnEmptyPartitionHoldsNothingBackAQuietOneUntilItIdles) {
+TEST_F(MergeTest, AnEmptyPartitionHoldsBackForTheIdleTimeoutAQuietOneUntilItIdles) {
   Make(3, 0, /*idle=*/10 * kSecond);
   EXPECT_EQ(Push(0, "a", kT0), EventTimeMerge::Outcome::kHeld);
   EXPECT_EQ(Push(1, "b", kT0 + kMinute), EventTimeMerge::Outcome::kHeld);
-  merge_->MarkAtEnd(2);  // at its end before its first event: known empty
+  merge_->MarkAtEnd(2, wall_);  // at its end before its first event
   EXPECT_EQ(Push(0, "c", kT0 + 2 * kMinute), EventTimeMerge::Outcome::kHeld);
-  EXPECT_EQ(Release(), Ids{"a"});  // below partition 1's kT0+1m
+  EXPECT_EQ(Release(), Ids{});  // it may yet bring older events (its producers run on)
+  wall_ += 10 * kSecond;        // empty for the idle timeout: it holds nothing back
+  EXPECT_EQ(Push(0, "d", kT0 + 2 * kMinute + 30 * kSecond), EventTimeMerge::Outcome::kHeld);
+  // Both were idle 10 s too: their watermarks moved on 10 s (1 to kT0+1m10s).
+  EXPECT_EQ(Push(1, "e", kT0 + kMinute + 15 * kSecond), EventTimeMerge::Outcome::kHeld);
+  EXPECT_EQ(Release(), (Ids{"a", "b"}));  // below partition 1's kT0+1m15s
   // Partition 1 is at its end too, but has had events: it holds back what is
   // not below its watermark until it has been idle for 10 s of wall clock.
-  merge_->MarkAtEnd(1);
+  merge_->MarkAtEnd(1, wall_);
   wall_ += 9 * kSecond;
   EXPECT_EQ(Release(), Ids{});
-  wall_ += 62 * kSecond;  // idle 71 s: its watermark is kT0 + 1m + 71s
-  EXPECT_EQ(Release(), (Ids{"b", "c"}));
-  EXPECT_EQ(merge_->LowWatermark(wall_), kT0 + kMinute + 71 * kSecond);
+  wall_ += 62 * kSecond;  // idle 71 s: its watermark is kT0 + 1m15s + 71s
+  EXPECT_EQ(Release(), (Ids{"e", "c"}));
+  EXPECT_EQ(merge_->LowWatermark(wall_), kT0 + kMinute + 86 * kSecond);
 }
 
 TEST_F(MergeTest, LateEventsAreRefusedAndCountedWhenARuleCouldUseThem) {
-  Make(2, /*lateness=*/10 * kSecond);
+  Make(2, /*lateness=*/10 * kSecond, /*idle=*/10 * kSecond);
   EXPECT_EQ(Push(0, "a", kT0 + kMinute), EventTimeMerge::Outcome::kHeld);
   EXPECT_EQ(Push(0, "late", kT0), EventTimeMerge::Outcome::kLate);  // behind partition 0's kT0+50s
   EXPECT_EQ(Push(0, "late, unused", kT0, /*keep=*/false), EventTimeMerge::Outcome::kLate);
   EXPECT_EQ(Push(0, "in time", kT0 + 55 * kSecond), EventTimeMerge::Outcome::kHeld);
   EXPECT_EQ(merge_->late(), 1u);  // only events a centre rule could use count
-  merge_->MarkAtEnd(1);
+  merge_->MarkAtEnd(1, wall_);
   EXPECT_EQ(Release(), Ids{});
+  wall_ += 10 * kSecond;  // partition 1 empty for the idle timeout (0's watermark idles on to kT0+60s)
   EXPECT_EQ(Push(0, "b", kT0 + 3 * kMinute), EventTimeMerge::Outcome::kHeld);
   EXPECT_EQ(Release(), (Ids{"in time", "a"}));
   // Partition 1, empty so far, starts with an event older than what was
