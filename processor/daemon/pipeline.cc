@@ -212,19 +212,17 @@ void Pipeline::Reload(std::shared_ptr<const RuleSet> rules) {
 
 Pipeline::RuleTotals Pipeline::Totals(const std::string& rule) const {
   RuleTotals t;
-  std::vector<const StatsTable*> tables;
-  for (const StatsTable& table : stats_) tables.push_back(&table);
-  tables.push_back(&centre_stats_);
-  for (const StatsTable* table_ptr : tables) {
-    const StatsTable& table = *table_ptr;
+  auto add = [&](const StatsTable& table) {
     auto it = table.by_name.find(rule);
-    if (it == table.by_name.end()) continue;
+    if (it == table.by_name.end()) return;
     t.evaluations += it->second->evaluations.load(std::memory_order_relaxed);
     t.evaluation_seconds += static_cast<double>(it->second->evaluation_nanos.load(std::memory_order_relaxed)) / 1e9;
     t.findings += it->second->findings.load(std::memory_order_relaxed);
     t.key_limit_hits += it->second->key_limit_hits.load(std::memory_order_relaxed);
     t.keys += it->second->keys.load(std::memory_order_relaxed);
-  }
+  };
+  for (const StatsTable& table : stats_) add(table);
+  add(centre_stats_);  // a rule runs in the shards or in the centre stage, by its scope
   return t;
 }
 

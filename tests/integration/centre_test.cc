@@ -5,10 +5,11 @@
 // (and as `cxpulse replay` of the same events). With two processes in one
 // group, only the one holding partition 0 runs the centre stage, the
 // finding is produced once, and when that process leaves the other takes
-// the stage over without producing it again.
+// the stage over without producing it again. A reload reaches it too.
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -75,14 +76,14 @@ class CentreTest : public ::testing::Test {
 
   // Topics "<name>.in" (with `partitions`), "<name>.findings", "<name>.dead";
   // a config reading them in group `name`.
-  std::string Setup(const std::string& name, int partitions) {
+  std::string Setup(const std::string& name, int partitions, const std::string& rules = CXPULSE_RULES_DIR) {
     EXPECT_TRUE(cluster_->CreateTopic(name + ".in", partitions).ok());
     EXPECT_TRUE(cluster_->CreateTopic(name + ".findings", 1).ok());
     EXPECT_TRUE(cluster_->CreateTopic(name + ".dead", 1).ok());
     return dir_.Write(name + ".yaml",
                       Cat("kafka:\n  brokers: ", cluster_->bootstrap_servers(), "\n  group_id: ", name,
                           "\n  topics: {input: ", name, ".in, findings: ", name, ".findings, dead_letter: ", name,
-                          ".dead}\n  properties: {session.timeout.ms: 6000}\nrules: ", CXPULSE_RULES_DIR,
+                          ".dead}\n  properties: {session.timeout.ms: 6000}\nrules: ", rules,
                           "\nadmin: {address: 127.0.0.1:0}\n"
                           // Event time alone moves the watermarks: no idle advance.
                           "engine: {allowed_lateness: 1s, idle_partition_timeout: 1h, commit_interval: 200ms}\n"));
@@ -259,6 +260,49 @@ TEST_F(CentreTest, InAGroupOnlyTheHolderOfPartitionZeroRunsItAndTheFindingComesO
   int64_t total = 0;
   for (int64_t o : committed) total += std::max<int64_t>(0, o);
   EXPECT_EQ(total, static_cast<int64_t>(Surge().size()));
+}
+
+TEST_F(CentreTest, AReloadReachesTheCentreStage) {
+  const std::string rules = dir_.path() + "/reload-rules";
+  std::filesystem::create_directory(rules);
+  const std::string complaint =
+      "  - {name: complaint, family: escalation, kind: match, on: complaint, key: customer_id, severity: critical}\n";
+  std::ofstream(rules + "/r.yaml") << "rules:\n" << complaint;
+  Member m = Start(Setup("reload", 2, rules), "reload.log");
+  for (auto deadline = std::chrono::steady_clock::now() + 30s;
+       Active(Metrics(m)) != 1.0 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(Active(Metrics(m)), 1.0) << m.process->Output();
+
+  // A centre-wide rule added while it runs.
+  std::ofstream(rules + "/r.yaml") << "rules:\n"
+                                   << complaint
+                                   << "  - {name: slow_answer, family: gap, kind: match, on: answered, "
+                                      "where: answered.wait > 60s, key: queue, severity: warning}\n";
+  ASSERT_EQ(testing::HttpRequest("POST", m.port, "/-/reload").status, 200) << m.process->Output();
+  EXPECT_NE(testing::HttpGet(m.port, "/rules").body.find(R"("name":"slow_answer","version")"), std::string::npos);
+  EXPECT_NE(testing::HttpGet(m.port, "/rules").body.find(R"("scope":"centre")"), std::string::npos);
+
+  auto answered = testing::Event("slow", kStart, "c1");
+  answered.mutable_answered()->mutable_wait()->set_seconds(90);
+  ASSERT_TRUE(producer_->Produce("reload.in", 0, answered.customer_id(), answered.SerializeAsString()).ok());
+  for (int p = 0; p < 2; ++p) {  // every partition's watermark past it
+    const auto later = Inbound(Cat("t", p), kStart + kHour, Cat("ct", p), "other");
+    ASSERT_TRUE(producer_->Produce("reload.in", p, later.customer_id(), later.SerializeAsString()).ok());
+  }
+  ASSERT_TRUE(producer_->Flush(10'000).ok());
+  std::vector<cx::v1::Finding> found;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s;
+       found.empty() && std::chrono::steady_clock::now() < deadline;) {
+    found = Findings("reload", "slow_answer");
+    if (found.empty()) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(found.size(), 1u) << Metrics(m) << m.process->Output();
+  EXPECT_EQ(found[0].key(0).value(), "billing");
+  EXPECT_EQ(testing::Sample(Metrics(m), "cxpulse_rule_evaluations_total", {{"rule", "slow_answer"}}), 1.0);
+  m.process->Signal(SIGTERM);
+  EXPECT_EQ(m.process->Wait(30s), 0) << m.process->Output();
 }
 
 }  // namespace
