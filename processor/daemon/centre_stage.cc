@@ -16,6 +16,7 @@ namespace {
 constexpr size_t kMaxBatch = 1024;
 constexpr int kPollTimeoutMs = 100;  // also how soon a stop is noticed
 constexpr int kMetadataTimeoutMs = 1000;
+constexpr int kCommittedTimeoutMs = 5000;
 constexpr int kFlushTimeoutMs = 30'000;
 constexpr size_t kMaxPendingCheckpoints = 64;
 constexpr Micros kForcedLogInterval = 60 * kMicrosPerSecond;
@@ -127,6 +128,55 @@ absl::StatusOr<int32_t> CentreStage::PartitionCount(rd_kafka_t* consumer) const 
   return absl::CancelledError(Cat("stopped while waiting for the partitions of ", topic, ": ", rd_kafka_err2str(last)));
 }
 
+PartitionList CentreStage::StartOffsets(int32_t partitions) const {
+  const std::string& topic = config_.kafka.input_topic;
+  PartitionList all(rd_kafka_topic_partition_list_new(partitions));
+  for (int32_t p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), p);
+  if (rd_kafka_resp_err_t err = rd_kafka_committed(consumer_.get(), all.get(), kCommittedTimeoutMs); err) {
+    spdlog::warn("centre stage: its committed offsets: {}; starting from them as the broker knows them",
+                 rd_kafka_err2str(err));
+    for (int i = 0; i < all->cnt; ++i) all->elems[i].offset = RD_KAFKA_OFFSET_STORED;
+    return all;
+  }
+  // A partition this stage never committed (the first start of a version
+  // with a centre stage, a new partition) starts where the group's shards
+  // are, not at the beginning: a topic's whole retention would fire its
+  // centre findings again. Nothing committed by either: the beginning, as
+  // the shards start too.
+  std::vector<int> missing;
+  for (int i = 0; i < all->cnt; ++i) {
+    if (all->elems[i].offset < 0) missing.push_back(i);
+  }
+  size_t from_group = 0;
+  if (!missing.empty()) {
+    KafkaProperties props = {{"bootstrap.servers", bootstrap_}, {"client.id", "cxpulse-centre-probe"}};
+    for (const auto& [k, v] : config_.kafka.properties) props[k] = v;
+    props["group.id"] = config_.kafka.group_id;  // only to read its offsets: it joins nothing
+    absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
+    absl::StatusOr<KafkaHandle> probe = conf.ok() ? NewKafkaClient(RD_KAFKA_CONSUMER, *conf) : conf.status();
+    PartitionList group(rd_kafka_topic_partition_list_new(static_cast<int>(missing.size())));
+    for (int i : missing) rd_kafka_topic_partition_list_add(group.get(), topic.c_str(), all->elems[i].partition);
+    if (probe.ok() && rd_kafka_committed(probe->get(), group.get(), kCommittedTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (size_t k = 0; k < missing.size(); ++k) {
+        if (group->elems[k].offset >= 0) {
+          all->elems[missing[k]].offset = group->elems[k].offset;
+          ++from_group;
+        }
+      }
+    }
+  }
+  size_t from_beginning = 0;
+  for (int i = 0; i < all->cnt; ++i) {
+    if (all->elems[i].offset < 0) {
+      all->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+      ++from_beginning;
+    }
+  }
+  spdlog::info("centre stage: {} partition(s) from its own offsets, {} from group {}'s, {} from the beginning",
+               partitions - static_cast<int32_t>(missing.size()), from_group, config_.kafka.group_id, from_beginning);
+  return all;
+}
+
 absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats) {
   absl::StatusOr<KafkaHandle> consumer = NewConsumer();
   if (!consumer.ok()) return consumer.status();
@@ -134,11 +184,7 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   absl::StatusOr<int32_t> partitions = PartitionCount(consumer_.get());
   if (!partitions.ok()) return stop_.load(std::memory_order_relaxed) ? absl::OkStatus() : partitions.status();
   const std::string& topic = config_.kafka.input_topic;
-  PartitionList all(rd_kafka_topic_partition_list_new(*partitions));
-  for (int32_t p = 0; p < *partitions; ++p) {
-    // From the offset this stage committed last, or the beginning.
-    rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_STORED;
-  }
+  PartitionList all = StartOffsets(*partitions);
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), all.get()); err) {
     return absl::InternalError(Cat("centre stage: assign ", topic, ": ", rd_kafka_err2str(err)));
   }

@@ -4,7 +4,8 @@
 // partition 0 of the input topic: a lease, so that one member of the group
 // runs it. It reads every partition itself, with its own consumer (assigned
 // all of them, not a group member; its offsets stored under
-// "<group_id>.centre"), merges them in event time (engine/event_time_merge.h),
+// "<group_id>.centre"; where it has none, it starts where the group is),
+// merges them in event time (engine/event_time_merge.h),
 // runs one Engine over the merged stream and writes its findings with its
 // own producer.
 //
@@ -85,6 +86,9 @@ class CentreStage {
   absl::Status Consume(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats);
   absl::StatusOr<KafkaHandle> NewConsumer() const;
   absl::StatusOr<int32_t> PartitionCount(rd_kafka_t* consumer) const;
+  // Where to start reading each partition: from this stage's committed
+  // offset, else the group's (where its shards are), else the beginning.
+  PartitionList StartOffsets(int32_t partitions) const;
   void Handle(const rd_kafka_message_t& msg, Micros now);
   // Runs one released event through the rules.
   void Apply(const EventTimeMerge::Released& released, Micros now);

@@ -5,7 +5,8 @@
 // (and as `cxpulse replay` of the same events). With two processes in one
 // group, only the one holding partition 0 runs the centre stage, the
 // finding is produced once, and when that process leaves the other takes
-// the stage over without producing it again. A reload reaches it too.
+// the stage over without producing it again. A reload reaches it too, and
+// its first start begins where the group is.
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
@@ -303,6 +304,59 @@ TEST_F(CentreTest, AReloadReachesTheCentreStage) {
   EXPECT_EQ(testing::Sample(Metrics(m), "cxpulse_rule_evaluations_total", {{"rule", "slow_answer"}}), 1.0);
   m.process->Signal(SIGTERM);
   EXPECT_EQ(m.process->Wait(30s), 0) << m.process->Output();
+}
+
+// The first start of a centre stage (no offsets of its own yet) on a topic
+// the group has read for a while: it starts where the group is, so the
+// topic's retained history does not fire its centre findings again.
+TEST_F(CentreTest, WithoutOffsetsOfItsOwnItStartsWhereTheGroupIs) {
+  const std::string config = Setup("resume", 2);
+  auto slow = [](const std::string& id, Micros at, const std::string& queue) {
+    auto e = testing::Event(id, at, "c-" + id);
+    e.set_queue(queue);
+    e.mutable_answered()->mutable_wait()->set_seconds(200);  // over answer_time_over_target's 120 s
+    return e;
+  };
+  for (int p = 0; p < 2; ++p) {  // what the group has processed already
+    for (int i = 0; i < 2; ++i) {
+      const auto e = slow(Cat("old", p, i), kStart + i * kMinute, "sales");
+      ASSERT_TRUE(producer_->Produce("resume.in", p, e.customer_id(), e.SerializeAsString()).ok());
+    }
+  }
+  ASSERT_TRUE(producer_->Flush(10'000).ok());
+  {
+    auto conf = NewKafkaConf({{"bootstrap.servers", cluster_->bootstrap_servers()}, {"group.id", "resume"}});
+    ASSERT_TRUE(conf.ok());
+    auto group = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
+    ASSERT_TRUE(group.ok());
+    PartitionList offsets(rd_kafka_topic_partition_list_new(2));
+    for (int p = 0; p < 2; ++p) rd_kafka_topic_partition_list_add(offsets.get(), "resume.in", p)->offset = 2;
+    ASSERT_EQ(rd_kafka_commit(group->get(), offsets.get(), 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  const auto fresh = slow("new", kStart + kHour, "support");
+  ASSERT_TRUE(producer_->Produce("resume.in", 1, fresh.customer_id(), fresh.SerializeAsString()).ok());
+  for (int p = 0; p < 2; ++p) {
+    const auto later = Inbound(Cat("t", p), kStart + 2 * kHour, Cat("ct", p), "other");
+    ASSERT_TRUE(producer_->Produce("resume.in", p, later.customer_id(), later.SerializeAsString()).ok());
+  }
+  ASSERT_TRUE(producer_->Flush(10'000).ok());
+
+  Member m = Start(config, "resume.log");
+  std::vector<cx::v1::Finding> found;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s;
+       found.empty() && std::chrono::steady_clock::now() < deadline;) {
+    found = Findings("resume", "answer_time_over_target");
+    if (found.empty()) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(found.size(), 1u) << Metrics(m) << m.process->Output();
+  EXPECT_EQ(found[0].key(0).value(), "support");  // not the old "sales" ones
+  EXPECT_EQ(testing::Sample(Metrics(m), "cxpulse_rule_evaluations_total", {{"rule", "answer_time_over_target"}}), 1.0);
+  EXPECT_NE(m.process->Output().find("2 from group resume's"), std::string::npos) << m.process->Output();
+  m.process->Signal(SIGTERM);
+  EXPECT_EQ(m.process->Wait(30s), 0) << m.process->Output();
+  // Its own offsets now: the next start reads on from there.
+  const auto own = testing::CommittedOffsets(cluster_->bootstrap_servers(), "resume.centre", "resume.in", 2);
+  EXPECT_EQ(own, (std::vector<int64_t>{2, 3}));  // up to the last events, still held
 }
 
 }  // namespace
