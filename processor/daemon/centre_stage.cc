@@ -105,8 +105,8 @@ absl::StatusOr<KafkaHandle> CentreStage::NewConsumer() const {
 
 absl::StatusOr<int32_t> CentreStage::PartitionCount(rd_kafka_t* consumer) const {
   const std::string& topic = config_.kafka.input_topic;
-  std::unique_ptr<rd_kafka_topic_t, void (*)(rd_kafka_topic_t*)> handle(rd_kafka_topic_new(consumer, topic.c_str(), nullptr),
-                                                                        &rd_kafka_topic_destroy);
+  std::unique_ptr<rd_kafka_topic_t, void (*)(rd_kafka_topic_t*)> handle(
+      rd_kafka_topic_new(consumer, topic.c_str(), nullptr), &rd_kafka_topic_destroy);
   if (!handle) return absl::InternalError(Cat("topic ", topic, ": ", rd_kafka_err2str(rd_kafka_last_error())));
   rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR_NO_ERROR;
   int attempts = 0;
@@ -120,9 +120,13 @@ absl::StatusOr<int32_t> CentreStage::PartitionCount(rd_kafka_t* consumer) const 
       last = md->topics[0].err;
     }
     if (md != nullptr) rd_kafka_metadata_destroy(md);
-    if (n > kMaxPartitions) return absl::OutOfRangeError(Cat(topic, " has ", n, " partitions; at most ", kMaxPartitions));
+    if (n > kMaxPartitions) {
+      return absl::OutOfRangeError(Cat(topic, " has ", n, " partitions; at most ", kMaxPartitions));
+    }
     if (n > 0) return n;
-    if (++attempts == 5) spdlog::warn("centre stage: no partitions of {} yet ({}); still asking", topic, rd_kafka_err2str(last));
+    if (++attempts == 5) {
+      spdlog::warn("centre stage: no partitions of {} yet ({}); still asking", topic, rd_kafka_err2str(last));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // an unknown topic answers at once
   }
   return absl::CancelledError(Cat("stopped while waiting for the partitions of ", topic, ": ", rd_kafka_err2str(last)));
@@ -156,7 +160,8 @@ PartitionList CentreStage::StartOffsets(int32_t partitions) const {
     absl::StatusOr<KafkaHandle> probe = conf.ok() ? NewKafkaClient(RD_KAFKA_CONSUMER, *conf) : conf.status();
     PartitionList group(rd_kafka_topic_partition_list_new(static_cast<int>(missing.size())));
     for (int i : missing) rd_kafka_topic_partition_list_add(group.get(), topic.c_str(), all->elems[i].partition);
-    if (probe.ok() && rd_kafka_committed(probe->get(), group.get(), kCommittedTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (probe.ok() &&
+        rd_kafka_committed(probe->get(), group.get(), kCommittedTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       for (size_t k = 0; k < missing.size(); ++k) {
         if (group->elems[k].offset >= 0) {
           all->elems[missing[k]].offset = group->elems[k].offset;
@@ -225,7 +230,9 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
       if (more > 0) n += more;
     }
     // New rules between two batches: no event is half-way through the old ones.
-    while (std::optional<CentreCommand> c = commands_.TryPop()) engine_->SwapRules(std::move(c->rules), std::move(c->stats));
+    while (std::optional<CentreCommand> c = commands_.TryPop()) {
+      engine_->SwapRules(std::move(c->rules), std::move(c->stats));
+    }
     const Micros now = clock_->Now();
     for (ssize_t i = 0; i < n; ++i) {
       Handle(*batch[static_cast<size_t>(i)], now);
@@ -329,7 +336,8 @@ void CentreStage::CommitDelivered(bool wait) {
   for (size_t p = 0; p < ready->offsets.size(); ++p) {
     const int64_t off = ready->offsets[p];
     if (off < 0 || off <= committed_[p]) continue;
-    rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), static_cast<int32_t>(p))->offset = off;
+    const auto partition = static_cast<int32_t>(p);
+    rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), partition)->offset = off;
     committed_[p] = off;
   }
   if (list->cnt == 0) return;

@@ -204,7 +204,8 @@ TEST_F(MergeTest, TheMergedStreamDoesNotDependOnThePartitionLayout) {
   std::map<std::string, Micros> newest;  // per customer, produce order = time order
   for (Ev& e : events) e.t = newest[e.customer] = std::max(newest[e.customer], e.t);
   std::vector<Ev> sorted = events;
-  std::sort(sorted.begin(), sorted.end(), [](const Ev& a, const Ev& b) { return std::tie(a.t, a.id) < std::tie(b.t, b.id); });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Ev& a, const Ev& b) { return std::tie(a.t, a.id) < std::tie(b.t, b.id); });
   Ids expected;
   for (const Ev& e : sorted) expected.push_back(e.id);
 

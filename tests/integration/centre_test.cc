@@ -56,7 +56,8 @@ std::vector<cx::v1::InteractionEvent> Surge() {
   std::vector<cx::v1::InteractionEvent> events;
   for (int h = 0; h <= 6; ++h) {
     events.push_back(Inbound(Cat("b", h), kStart + h * kHour, Cat("cb", h), "outage"));
-    if (h < 6) events.push_back(Inbound(Cat("n", h), kStart + h * kHour + 10 * kMinute, Cat("cn", h), "billing_dispute"));
+    if (h == 6) break;  // the last hourly one is the surge's first
+    events.push_back(Inbound(Cat("n", h), kStart + h * kHour + 10 * kMinute, Cat("cn", h), "billing_dispute"));
   }
   for (int k = 1; k <= 20; ++k) {
     events.push_back(Inbound(Cat("s", k), kStart + 6 * kHour + k * 30 * kMicrosPerSecond, Cat("cs", k), "outage"));
@@ -240,7 +241,8 @@ TEST_F(CentreTest, InAGroupOnlyTheHolderOfPartitionZeroRunsItAndTheFindingComesO
   holder->process->Signal(SIGTERM);
   ASSERT_EQ(holder->process->Wait(30s), 0) << holder->process->Output();
   bool taken_over = false;
-  for (auto deadline = std::chrono::steady_clock::now() + 60s; !taken_over && std::chrono::steady_clock::now() < deadline;) {
+  for (auto deadline = std::chrono::steady_clock::now() + 60s;
+       !taken_over && std::chrono::steady_clock::now() < deadline;) {
     const std::string m = Metrics(*other);
     taken_over = Partitions(m) == 8 && Active(m) == 1.0 &&
                  testing::Sample(m, "cxpulse_centre_watermark_timestamp_seconds").value_or(0) > 0;
