@@ -11,7 +11,7 @@ ARGS ?=
 # under the sanitizer because the integration tests start the sanitized
 # `cxpulse`. Not here: the allocation tests and benchmarks (not built with a
 # sanitizer) and gen_command_test (the generator CLI, no daemon threads).
-SANITIZER_TARGETS := cxpulse unit_tests kpi_test spsc_ring_test producer_marks_test pipeline_test reload_test scale_out_test rule_commands_test
+SANITIZER_TARGETS := cxpulse unit_tests kpi_test spsc_ring_test producer_marks_test pipeline_test reload_test scale_out_test centre_test rule_commands_test
 empty :=
 space := $(empty) $(empty)
 SANITIZER_LABELS := ^($(subst $(space),|,$(SANITIZER_TARGETS)))$$

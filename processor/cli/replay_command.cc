@@ -242,7 +242,8 @@ ReplayCommand::ReplayCommand(CLI::App& app) {
   command_ = app.add_subcommand(
       "replay", "Run rules over recorded events; print findings and, with --baseline, what fires more or less");
   command_->footer(
-      "Events are replayed in file order on one partition; time moves only by their occurred_at. At the end of\n"
+      "Events are replayed on one partition, per-customer rules in file order, centre-wide rules in event-time\n"
+      "order as the daemon's centre stage runs them; time moves only by their occurred_at. At the end of\n"
       "the input the watermark moves past the last event plus the longest rule horizon (and past every deadline\n"
       "an event named, such as a callback's due time), so pending absence timers fire, as a test's `advance`\n"
       "does. A line that does not parse is reported on stderr as FILE:LINE: reason (FILE:RECORD: with --format\n"

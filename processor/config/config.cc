@@ -217,7 +217,7 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
   if (const YAML::Node engine = root["engine"]) {
     EngineConfig& e = config->engine;
     if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval", "max_future_skew",
-                                           "max_keys_per_rule"});
+                                           "max_keys_per_rule", "centre_max_held_events"});
         !s.ok()) {
       return s;
     }
@@ -241,6 +241,12 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
     }
     if (engine["max_future_skew"]) {
       if (auto s = ReadDuration(file, engine["max_future_skew"], &e.max_future_skew); !s.ok()) return s;
+    }
+    if (engine["centre_max_held_events"]) {
+      int n = 0;
+      if (auto s = ReadInt(file, engine["centre_max_held_events"], &n); !s.ok()) return s;
+      if (n < 1) return ErrorAt(file, engine["centre_max_held_events"], "must be at least 1");
+      e.centre_max_held_events = n;
     }
   }
 

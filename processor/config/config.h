@@ -37,6 +37,9 @@ struct EngineConfig {
   // Keys one rule may hold; beyond it new keys are not tracked and
   // cxpulse_rule_key_limit_hits_total counts them.
   int64_t max_keys_per_rule = 2'000'000;
+  // Events the centre stage holds at most while it merges the partitions in
+  // event time (about 300 bytes each); beyond it the oldest goes early.
+  int64_t centre_max_held_events = 262'144;
 };
 
 // A queue's answer-time target: `objective` of contacts answered within `threshold`.

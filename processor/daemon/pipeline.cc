@@ -57,6 +57,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
     if (!shard.ok()) return shard.status();
     p->shards_.push_back(*std::move(shard));
   }
+  absl::StatusOr<std::unique_ptr<CentreStage>> centre = CentreStage::Create(config, bootstrap, clock);
+  if (!centre.ok()) return centre.status();
+  p->centre_ = *std::move(centre);
 
   PartitionList topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), config.kafka.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -69,6 +72,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
 Pipeline::~Pipeline() {
   (void)Stop();
   shards_.clear();  // their queues go before the consumer that made them
+  centre_.reset();
 }
 
 void Pipeline::Start() {
@@ -92,6 +96,7 @@ absl::Status Pipeline::Poll(Micros now) {
   for (const auto& s : shards_) {
     if (s->failed() && failure_.ok()) failure_ = s->status();
   }
+  ServeCentre();
   if (!failure_.ok()) return failure_;
   if (now - last_commit_ >= config_.engine.commit_interval) {
     Commit(/*handover=*/false);
@@ -107,10 +112,14 @@ absl::Status Pipeline::Poll(Micros now) {
 absl::Status Pipeline::Stop() {
   if (stopped_) return failure_;
   stopped_ = true;
+  centre_->RequestStop();             // it drains meanwhile
   for (auto& s : shards_) s->Stop();  // each finishes its batch and checkpoints
+  centre_->Join();
+  metrics_->centre_active.Set(0);
   for (const auto& s : shards_) {
     if (!s->status().ok() && failure_.ok()) failure_ = s->status();
   }
+  if (centre_->failed() && failure_.ok()) failure_ = centre_->status();
   if (failure_.ok()) Commit(/*handover=*/true);
   // Leaving the group revokes: with the shards stopped, nothing more is
   // processed and nothing uncommitted is committed.
@@ -123,7 +132,35 @@ bool Pipeline::AllAtEnd() const {
   for (int32_t p : assigned_) {
     if (!offsets_.at_end[p].load(std::memory_order_relaxed)) return false;
   }
-  return true;
+  return !centre_wanted_ || (centre_->active() && centre_->at_end());
+}
+
+void Pipeline::ServeCentre() {
+  if (centre_->running() && centre_->finished()) {
+    centre_->Join();  // finished: does not wait
+    metrics_->centre_active.Set(0);
+    if (centre_->failed() && failure_.ok()) failure_ = centre_->status();
+    if (centre_wanted_) spdlog::info("centre stage: stopped; starting again (partition 0 is still here)");
+    else spdlog::info("centre stage: stopped (partition 0 went to another member)");
+  }
+  if (centre_wanted_ && !centre_->running() && !stopped_ && failure_.ok()) {
+    centre_rules_ = rules_;
+    auto copy = std::make_shared<const RuleSet>(*rules_);
+    centre_->Start(copy, centre_stats_.For(*copy));
+  }
+  if (centre_->running() && centre_rules_ != rules_) {
+    auto copy = std::make_shared<const RuleSet>(*rules_);
+    if (centre_->PostRules(CentreCommand{copy, centre_stats_.For(*copy)})) centre_rules_ = rules_;
+  }
+  metrics_->centre_active.Set(centre_->active() ? 1 : 0);
+  const Micros wm = centre_->watermark();
+  metrics_->centre_watermark.Set(wm == Watermark::kNone ? 0 : static_cast<double>(wm) / kMicrosPerSecond);
+  metrics_->centre_held.Set(static_cast<double>(centre_->held()));
+  const uint64_t late = centre_->late(), forced = centre_->forced();
+  metrics_->centre_late.Increment(static_cast<double>(late - centre_late_seen_));
+  metrics_->centre_forced.Increment(static_cast<double>(forced - centre_forced_seen_));
+  centre_late_seen_ = late;
+  centre_forced_seen_ = forced;
 }
 
 uint64_t Pipeline::events() const {
@@ -170,19 +207,22 @@ void Pipeline::Reload(std::shared_ptr<const RuleSet> rules) {
     }
   }
   rules_ = std::move(rules);
+  ServeCentre();  // posts them to a running centre stage; a later start takes them anyway
 }
 
 Pipeline::RuleTotals Pipeline::Totals(const std::string& rule) const {
   RuleTotals t;
-  for (const StatsTable& table : stats_) {
+  auto add = [&](const StatsTable& table) {
     auto it = table.by_name.find(rule);
-    if (it == table.by_name.end()) continue;
+    if (it == table.by_name.end()) return;
     t.evaluations += it->second->evaluations.load(std::memory_order_relaxed);
     t.evaluation_seconds += static_cast<double>(it->second->evaluation_nanos.load(std::memory_order_relaxed)) / 1e9;
     t.findings += it->second->findings.load(std::memory_order_relaxed);
     t.key_limit_hits += it->second->key_limit_hits.load(std::memory_order_relaxed);
     t.keys += it->second->keys.load(std::memory_order_relaxed);
-  }
+  };
+  for (const StatsTable& table : stats_) add(table);
+  add(centre_stats_);  // a rule runs in the shards or in the centre stage, by its scope
   return t;
 }
 
@@ -309,6 +349,11 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
     }
     // The shards learn of their partitions before the first message can arrive.
     PostAndWait(ShardCommand::Kind::kAssign, partitions);
+    // Partition 0 is the centre stage's lease: whoever holds it runs it.
+    if (std::find(partitions.begin(), partitions.end(), 0) != partitions.end()) {
+      centre_wanted_ = true;
+      ServeCentre();
+    }
     for (int32_t p : partitions) {
       std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> pq(
           rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
@@ -331,6 +376,12 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
   }
   // Revoked: each owning shard checkpoints and drops the partition's state,
   // then what is delivered is committed before the partition moves on.
+  // Without partition 0 the centre stage stops (not waited for: it
+  // commits what it has delivered and Poll joins it once it has finished).
+  if (std::find(partitions.begin(), partitions.end(), 0) != partitions.end()) {
+    centre_wanted_ = false;
+    centre_->RequestStop();
+  }
   if (!stopped_) PostAndWait(ShardCommand::Kind::kRevoke, partitions);
   if (failure_.ok()) Commit(/*handover=*/true);
   for (int32_t p : partitions) {

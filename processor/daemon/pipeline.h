@@ -2,7 +2,9 @@
 // owns the group consumer, forwards each assigned partition's queue to the
 // shard that owns it (partition % shards), serves rebalances, commits the
 // offsets shards mark committable (at-least-once), and computes lag. The
-// shards do the event work on their own threads (daemon/shard.h).
+// shards do the event work on their own threads (daemon/shard.h), the
+// per-customer rules; the centre stage (daemon/centre_stage.h) runs the
+// centre-wide rules while this process holds partition 0.
 #pragma once
 
 #include <deque>
@@ -14,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/time.h"
 #include "config/config.h"
+#include "daemon/centre_stage.h"
 #include "daemon/shard.h"
 #include "kafka/client.h"
 #include "metrics/pipeline_metrics.h"
@@ -36,12 +39,13 @@ class Pipeline {
   absl::Status Stop();
 
   // Hot reload: gives every shard its own copy of `rules` and waits until
-  // each has swapped it in between two batches. State of rules whose name
-  // and version are unchanged is kept.
+  // each has swapped it in between two batches; the centre stage gets its
+  // copy through its ring, without waiting. State of rules whose name and
+  // version are unchanged is kept.
   void Reload(std::shared_ptr<const RuleSet> rules);
   const RuleSet& rules() const { return *rules_; }
-  // A rule's statistics summed over the shards (kept by rule name, so they
-  // run on across reloads).
+  // A rule's statistics summed over the shards and the centre stage (kept
+  // by rule name, so they run on across reloads).
   struct RuleTotals {
     uint64_t evaluations = 0, findings = 0, key_limit_hits = 0;
     int64_t keys = 0;
@@ -49,7 +53,8 @@ class Pipeline {
   };
   RuleTotals Totals(const std::string& rule) const;
 
-  // True once partitions are assigned and every one is at its end.
+  // True once partitions are assigned and every one is at its end (and,
+  // where this process runs the centre stage, every partition is at its end there).
   bool AllAtEnd() const;
   bool assigned() const { return !assigned_.empty(); }
   // /readyz: OK once the group has given this process its partitions (none
@@ -61,6 +66,7 @@ class Pipeline {
   uint64_t dead_letters() const;
   int64_t lag() const { return lag_; }
   const std::vector<std::unique_ptr<Shard>>& shards() const { return shards_; }
+  const CentreStage& centre() const { return *centre_; }
 
  private:
   Pipeline() = default;
@@ -77,6 +83,10 @@ class Pipeline {
   // owner starts from what is committed now.
   void Commit(bool handover);
   void UpdateLag();
+  // Starts the centre stage while this process holds partition 0 (once a
+  // previous run has finished), joins a run that has finished, hands it
+  // rules a reload could not post, and publishes its gauges. Never waits.
+  void ServeCentre();
   size_t OwnerIndex(int32_t partition) const { return static_cast<size_t>(partition) % shards_.size(); }
   Shard& Owner(int32_t partition) { return *shards_[OwnerIndex(partition)]; }
 
@@ -95,6 +105,11 @@ class Pipeline {
   Shard::Offsets offsets_;
   std::unique_ptr<QueueLabels> queue_labels_;  // KPI labels, shared by the shards
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::unique_ptr<CentreStage> centre_;
+  StatsTable centre_stats_;
+  bool centre_wanted_ = false;                    // this process holds partition 0
+  std::shared_ptr<const RuleSet> centre_rules_;  // the rules the running centre stage has, or was posted
+  uint64_t centre_late_seen_ = 0, centre_forced_seen_ = 0;
   std::vector<int32_t> assigned_;
   std::vector<int64_t> committed_;  // by partition: last offset the broker confirmed
   uint64_t next_seq_ = 0;

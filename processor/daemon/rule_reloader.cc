@@ -96,7 +96,7 @@ std::string RuleReloader::RulesJson() const {
   for (const Rule& r : pipeline_->rules().rules()) {
     const Pipeline::RuleTotals t = pipeline_->Totals(r.name);
     Append(&out, first ? "" : ",", "{\"name\":", JsonString(r.name), ",\"version\":", JsonString(r.version),
-           ",\"kind\":", JsonString(RuleKindName(r.kind)), ",\"source\":", JsonString(r.source),
+           ",\"kind\":", JsonString(RuleKindName(r.kind)), ",\"scope\":", JsonString(RuleScopeName(r.scope)), ",\"source\":", JsonString(r.source),
            ",\"evaluations\":", t.evaluations, ",\"evaluation_seconds\":", t.evaluation_seconds, ",\"findings\":", t.findings, ",\"keys\":", t.keys,
            ",\"key_limit_hits\":", t.key_limit_hits, "}");
     first = false;

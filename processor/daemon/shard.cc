@@ -28,26 +28,6 @@ std::string_view DeadLetterReasonName(DeadLetterReason r) {
   return "unknown";
 }
 
-// Writes findings to the findings topic, keyed by the finding's first key
-// value (usually the customer), so one customer's findings stay in order.
-class Shard::KafkaFindingSink final : public FindingSink {
- public:
-  KafkaFindingSink(Shard* shard, std::string topic) : shard_(shard), topic_(std::move(topic)) {}
-
-  void Emit(int, const cx::v1::Finding& finding) override {
-    finding.SerializeToString(&buffer_);
-    const std::string_view key = finding.key_size() > 0 ? std::string_view(finding.key(0).value()) : "";
-    if (absl::Status s = shard_->producer_->Produce(topic_, RD_KAFKA_PARTITION_UA, key, buffer_); !s.ok()) {
-      shard_->Fail(s);
-    }
-  }
-
- private:
-  Shard* shard_;
-  std::string topic_;
-  std::string buffer_;
-};
-
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& config, const std::string& bootstrap,
                                                      std::shared_ptr<const RuleSet> rules,
                                                      std::vector<RuleStats*> stats, QueueLabels* queues,
@@ -62,11 +42,14 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
   absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(props);
   if (!producer.ok()) return producer.status();
   s->producer_ = *std::move(producer);
-  s->sink_ = std::make_unique<KafkaFindingSink>(s.get(), config.kafka.findings_topic);
+  Shard* shard = s.get();
+  s->sink_ = std::make_unique<KafkaFindingSink>(s->producer_.get(), config.kafka.findings_topic,
+                                                [shard](absl::Status failure) { shard->Fail(std::move(failure)); });
   s->engine_ = std::make_unique<Engine>(
       std::move(rules),
+      // The centre-wide rules run in the centre stage, over every partition.
       EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
-                    static_cast<size_t>(config.engine.max_keys_per_rule)},
+                    static_cast<size_t>(config.engine.max_keys_per_rule), ScopeSelector::kCustomer},
       s->sink_.get(), std::move(stats));
   s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.allowed_lateness,
                                            config.engine.idle_partition_timeout);

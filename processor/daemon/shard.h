@@ -1,6 +1,7 @@
 // Shard: one thread's share of the event path. It owns a set of input
 // partitions (forwarded into its own librdkafka queue, so it reads them with
-// no hand-off), every piece of rule state for their keys (its own Engine),
+// no hand-off), every piece of per-customer rule state for their keys (its
+// own Engine; the centre-wide rules run in daemon/centre_stage.h),
 // its own KPI windows, its own producer for findings and dead letters, and
 // its own counters.
 // Single writer for all of it; the control thread reaches it only through
@@ -20,6 +21,7 @@
 #include "config/config.h"
 #include "cx/v1/event.pb.h"
 #include "daemon/event_decoder.h"
+#include "daemon/kafka_finding_sink.h"
 #include "daemon/spsc_ring.h"
 #include "engine/engine.h"
 #include "kafka/client.h"
@@ -106,7 +108,6 @@ class Shard {
   const KpiAggregator& kpi() const { return *kpi_; }
 
  private:
-  class KafkaFindingSink;
   Shard() = default;
   void Run();
   void DrainCommands();

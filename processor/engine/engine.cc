@@ -485,20 +485,19 @@ struct Engine::RuleState {
   }
 };
 
-std::unique_ptr<Engine::RuleState> Engine::NewRuleState(const Rule& rule) {
+std::unique_ptr<Engine::RuleState> Engine::NewRuleState(const Rule& rule) const {
+  if (!Selects(options_.scope, rule.scope)) return nullptr;
   auto state = std::make_unique<RuleState>();
   state->rings = Rings(RingBase(rule), RingMost(rule));
   return state;
 }
 
 struct Engine::PartitionState {
-  PartitionState(const EngineOptions& o, const RuleSet& rule_set)
-      : watermark(o.allowed_lateness, o.idle_partition_timeout) {
-    for (const Rule& rule : rule_set.rules()) rules.push_back(NewRuleState(rule));
-  }
+  explicit PartitionState(const EngineOptions& o) : watermark(o.allowed_lateness, o.idle_partition_timeout) {}
   Watermark watermark;
-  // By rule index; held by pointer because a RuleState cannot move (its
-  // tables hand out stable records) but must change places on a reload.
+  // By rule index, null for a rule outside the engine's scope; held by
+  // pointer because a RuleState cannot move (its tables hand out stable
+  // records) but must change places on a reload.
   std::vector<std::unique_ptr<RuleState>> rules;
   Micros last_sweep = 0;
 };
@@ -546,7 +545,9 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
     for (const auto& [k, v] : rule.labels) (*f.mutable_labels())[k] = v;
     f.set_escalate_to(rule.escalate_to);
     window_text_.push_back(rule.window > 0 ? FormatDuration(rule.window) : std::string());
-    if (rule.kind == RuleKind::kAbsence) absence_rules_.push_back(findings_.size() - 1);
+    if (rule.kind == RuleKind::kAbsence && Selects(options_.scope, rule.scope)) {
+      absence_rules_.push_back(findings_.size() - 1);
+    }
   }
   evidence_.reserve(most_evidence);
   key_values_.reserve(most_key_values);
@@ -557,14 +558,19 @@ Engine::~Engine() = default;
 Engine::PartitionState& Engine::StateFor(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size()) partitions_.resize(p + 1);
-  if (!partitions_[p]) partitions_[p] = std::make_unique<PartitionState>(options_, *rules_);
+  if (!partitions_[p]) {
+    partitions_[p] = std::make_unique<PartitionState>(options_);
+    for (const Rule& rule : rules_->rules()) partitions_[p]->rules.push_back(NewRuleState(rule));
+  }
   return *partitions_[p];
 }
 
 void Engine::DropPartition(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size() || !partitions_[p]) return;
-  for (size_t r = 0; r < rules_->rules().size(); ++r) Forget(static_cast<int>(r), partitions_[p]->rules[r]->keys());
+  for (size_t r = 0; r < rules_->rules().size(); ++r) {
+    if (const RuleState* s = partitions_[p]->rules[r].get()) Forget(static_cast<int>(r), s->keys());
+  }
   partitions_[p].reset();
 }
 
@@ -602,7 +608,7 @@ void Engine::SwapRules(std::shared_ptr<const RuleSet> rules, std::vector<RuleSta
     }
     // Dropped state leaves its old rule's key count.
     for (size_t j = 0; j < old_rules.size(); ++j) {
-      if (!kept[j]) Forget(static_cast<int>(j), ps->rules[j]->keys());
+      if (!kept[j] && ps->rules[j]) Forget(static_cast<int>(j), ps->rules[j]->keys());
     }
     ps->rules = std::move(moved);
   }
@@ -627,7 +633,7 @@ Engine::Outcome Engine::Process(int32_t partition, const cx::v1::InteractionEven
   const Micros t = ToMicros(event.occurred_at());
   if (ps.watermark.IsLate(t, wall_now)) return Outcome::kLate;
   ps.watermark.Observe(t, wall_now);
-  for (int rule_index : rules_->RulesFor(event.body_case())) {
+  for (int rule_index : rules_->RulesFor(event.body_case(), options_.scope)) {
     Apply(rule_index, *ps.rules[static_cast<size_t>(rule_index)], event, t);
   }
   FireDue(ps, ps.watermark.Current(wall_now));
@@ -943,6 +949,7 @@ void Engine::FireDue(PartitionState& ps, Micros watermark) {
 
 void Engine::Sweep(PartitionState& ps, Micros watermark) {
   for (size_t r = 0; r < rules_->rules().size(); ++r) {
+    if (!ps.rules[r]) continue;  // outside the engine's scope
     const Rule& rule = rules_->rules()[r];
     RuleState& s = *ps.rules[r];
     const Micros horizon = watermark - rule.Horizon();

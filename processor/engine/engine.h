@@ -28,6 +28,10 @@ struct EngineOptions {
   // Keys one rule may hold in this engine; beyond it new keys are not
   // tracked (and counted in RuleStats::key_limit_hits), so memory is bounded.
   size_t max_keys_per_rule = 2'000'000;
+  // The rules this engine runs (rule_set.h: RuleScope). The others are not
+  // evaluated, hold no state and leave their statistics alone: a shard's
+  // engine runs the per-customer rules, the centre stage's the centre-wide ones.
+  ScopeSelector scope = ScopeSelector::kAll;
 };
 
 // Per rule, written by the engine's thread, readable from any (relaxed).
@@ -50,7 +54,7 @@ class Engine final {
   Engine(std::shared_ptr<const RuleSet> rules, EngineOptions options, FindingSink* sink,
          std::vector<RuleStats*> stats = {});
 
-  // Hot reload, between batches: runs `rules` from now on. A rule whose name
+  // Hot reload, between batches: runs `rules` (those of the engine's scope) from now on. A rule whose name
   // and version are unchanged keeps its state (windows, pending promises,
   // cooldowns); a new or changed rule starts empty; a removed rule's state
   // is dropped. `stats` as in the constructor.
@@ -88,7 +92,8 @@ class Engine final {
   struct RuleState;
   struct Fire;
 
-  static std::unique_ptr<RuleState> NewRuleState(const Rule& rule);
+  // A new rule's state, or null for a rule outside the engine's scope.
+  std::unique_ptr<RuleState> NewRuleState(const Rule& rule) const;
   PartitionState& StateFor(int32_t partition);
   void Apply(int rule_index, RuleState& state, const cx::v1::InteractionEvent& event, Micros t);
   void ApplyKind(int rule_index, RuleState& state, const cx::v1::InteractionEvent& event, Micros t);

@@ -10,10 +10,16 @@ namespace {
 // Far enough that every deadline is before it, near enough not to overflow.
 constexpr Micros kEndOfTime = std::numeric_limits<Micros>::max() / 4;
 
-EngineOptions OfflineOptions(Micros allowed_lateness) {
+// The centre-wide rules take the merged stream in order, their clock moved
+// to the merged watermark. Their engine keeps the run's lateness (not the
+// daemon's 0, which would be the same while events come): EndOfInput's
+// events, at or above the watermark, then leave it where the per-customer
+// rules' clock is.
+EngineOptions OfflineOptions(Micros allowed_lateness, ScopeSelector scope) {
   EngineOptions options;
   options.allowed_lateness = allowed_lateness;
   options.idle_partition_timeout = kEndOfTime;  // time moves only by events
+  options.scope = scope;
   return options;
 }
 
@@ -24,18 +30,55 @@ constexpr uint64_t kTickEvery = 4096;
 }  // namespace
 
 OfflineRun::OfflineRun(std::shared_ptr<const RuleSet> rules, Micros allowed_lateness, OnFinding on_finding)
-    : on_finding_(std::move(on_finding)), engine_(std::move(rules), OfflineOptions(allowed_lateness), this) {}
+    : on_finding_(std::move(on_finding)),
+      customer_(rules, OfflineOptions(allowed_lateness, ScopeSelector::kCustomer), this),
+      centre_(rules, OfflineOptions(allowed_lateness, ScopeSelector::kCentre), this),
+      merge_(EventTimeMerge::Options{.allowed_lateness = allowed_lateness,
+                                     .idle_timeout = kEndOfTime,
+                                     .capacity = std::numeric_limits<size_t>::max()},
+             1) {}
 
 Engine::Outcome OfflineRun::Process(const cx::v1::InteractionEvent& event) {
-  // The engine's "wall clock" is event time: it paces Tick's sweeps, never the watermark.
+  // The engines' "wall clock" is event time: it paces Tick's sweeps, never the watermark.
   newest_ = std::max(newest_, ToMicros(event.occurred_at()));
-  const Engine::Outcome outcome = engine_.Process(0, event, newest_);
-  if (++events_ % kTickEvery == 0) engine_.Tick(newest_);
-  return outcome;
+  // The customer engine and the merge keep the same watermark for the one
+  // partition (same lateness, same events), so they agree on what is late.
+  if (customer_.Process(0, event, newest_) == Engine::Outcome::kLate) return Engine::Outcome::kLate;
+  const bool keep = !centre_.rules().RulesFor(event.body_case(), ScopeSelector::kCentre).empty();
+  if (keep) event.SerializeToString(&wire_);
+  (void)merge_.Push(0, static_cast<int64_t>(events_), event, keep ? std::string_view(wire_) : std::string_view(),
+                    keep, newest_);
+  ReleaseCentre();
+  if (++events_ % kTickEvery == 0) {
+    customer_.Tick(newest_);
+    centre_.Tick(newest_);
+  }
+  return Engine::Outcome::kProcessed;
 }
 
-void OfflineRun::AdvanceTo(Micros to) { engine_.AdvanceWatermark(0, to, newest_); }
+void OfflineRun::RunCentre(const EventTimeMerge::Released& released) {
+  if (!released_.ParseFromArray(released.encoded.data(), static_cast<int>(released.encoded.size()))) return;
+  (void)centre_.Process(0, released_, newest_);  // in order, at or above the merged watermark: never late
+}
 
-void OfflineRun::AdvancePastEnd() { AdvanceTo(kEndOfTime); }
+void OfflineRun::ReleaseCentre() {
+  while (const EventTimeMerge::Released* r = merge_.Next(newest_)) RunCentre(*r);
+  if (merge_.watermark() != Watermark::kNone) centre_.AdvanceWatermark(0, merge_.watermark(), newest_);
+}
+
+void OfflineRun::AdvanceTo(Micros to) {
+  customer_.AdvanceWatermark(0, to, newest_);
+  merge_.AdvancePartition(0, to, newest_);
+  ReleaseCentre();
+}
+
+void OfflineRun::EndOfInput() {
+  while (const EventTimeMerge::Released* r = merge_.NextAtEnd()) RunCentre(*r);
+}
+
+void OfflineRun::AdvancePastEnd() {
+  AdvanceTo(kEndOfTime);
+  EndOfInput();  // nothing is left below the end of time; for form
+}
 
 }  // namespace cxpulse

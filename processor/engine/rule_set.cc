@@ -89,8 +89,27 @@ const std::vector<KindInfo>& Kinds() {
   return kinds;
 }
 
-constexpr std::string_view kCommonFields[] = {"name",     "family", "kind",   "key",
-                                              "severity", "summary", "labels", "escalate_to"};
+constexpr std::string_view kCommonFields[] = {"name",    "family", "kind",        "key",  "severity",
+                                              "summary", "labels", "escalate_to", "scope"};
+
+bool ParseScope(std::string_view s, RuleScope* out) {
+  if (s == "customer") *out = RuleScope::kCustomer;
+  else if (s == "centre") *out = RuleScope::kCentre;
+  else return false;
+  return true;
+}
+
+// A key field that stays on one partition: the input is keyed by
+// customer_id, and a contact or a case belongs to one customer.
+bool FollowsTheCustomer(std::string_view key_name) {
+  const bool path = !key_name.empty() && std::all_of(key_name.begin(), key_name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+  });
+  if (!path) return false;  // an expression over fields, not a field
+  const size_t dot = key_name.rfind('.');
+  const std::string_view field = dot == std::string_view::npos ? key_name : key_name.substr(dot + 1);
+  return key_name == "customer_id" || key_name == "contact_id" || field.ends_with("case_id");
+}
 
 // Compiles rule files: one instance per load, errors collected as it goes.
 class Compiler {
@@ -112,7 +131,6 @@ class Compiler {
       return false;
     }
     rule->source = Where(file, node.Mark());
-    rule->version = Hex64(StableHash().Add(YAML::Dump(node)).value()).substr(0, 12);
 
     if (YAML::Node v = Scalar(node, "name", true)) {
       rule->name = v.Scalar();
@@ -175,6 +193,13 @@ class Compiler {
       CheckSummary(v, *rule);
     }
     if (YAML::Node v = Scalar(node, "escalate_to", false)) rule->escalate_to = v.Scalar();
+    const RuleScope inferred = InferScope(rule->key_names, rule->expect.key_names);
+    rule->scope = inferred;
+    if (YAML::Node v = Scalar(node, "scope", false)) {
+      if (ParseScope(v.Scalar(), &rule->scope)) rule->scope_explicit = true;
+      else Fail(v, Cat("unknown scope \"", v.Scalar(), "\"; one of: customer, centre"));
+    }
+    rule->version = Version(node, rule->scope != inferred);
     if (YAML::Node labels = node["labels"]) {
       if (!labels.IsMap()) {
         Fail(labels, "\"labels\" must be a mapping");
@@ -190,6 +215,21 @@ class Compiler {
 
  private:
   void Fail(const YAML::Node& at, std::string_view msg) { errors_->Add(file_, at, msg); }
+
+  // A hash of the rule's definition: it changes iff the rule's behaviour
+  // does. A `scope:` that says what the keys imply changes nothing, so the
+  // text is hashed without it, and a scope is added only when it overrides.
+  static std::string Version(const YAML::Node& node, bool scope_overridden) {
+    YAML::Node definition = node;
+    if (node["scope"]) {
+      definition = YAML::Clone(node);
+      definition.remove("scope");
+    }
+    StableHash hash;
+    hash.Add(YAML::Dump(definition));
+    if (scope_overridden) hash.Add("scope overridden");
+    return Hex64(hash.value()).substr(0, 12);
+  }
 
   YAML::Node Scalar(const YAML::Node& node, std::string_view field, bool required) {
     YAML::Node v = node[std::string(field)];
@@ -320,6 +360,7 @@ class Compiler {
       for (const YAML::Node& k : items) {
         std::optional<expr::Expression> e = Expr(k, out);
         if (!e) return false;
+        out->key_names.push_back(k.Scalar());
         out->key.push_back(*std::move(e));
       }
     }
@@ -485,6 +526,16 @@ class Compiler {
 
 }  // namespace
 
+std::string_view RuleScopeName(RuleScope scope) { return scope == RuleScope::kCustomer ? "customer" : "centre"; }
+
+RuleScope InferScope(const std::vector<std::string>& key_names, const std::vector<std::string>& expect_key_names) {
+  auto follows = [](const std::vector<std::string>& names) {
+    return std::any_of(names.begin(), names.end(), [](const std::string& n) { return FollowsTheCustomer(n); });
+  };
+  const bool customer = follows(key_names) && (expect_key_names.empty() || follows(expect_key_names));
+  return customer ? RuleScope::kCustomer : RuleScope::kCentre;
+}
+
 std::string_view RuleKindName(RuleKind kind) {
   for (const KindInfo& k : Kinds()) {
     if (k.kind == kind) return k.name;
@@ -541,7 +592,12 @@ RuleSet::RuleSet(std::vector<Rule> rules) : rules_(std::move(rules)) {
     std::sort(bodies.begin(), bodies.end());
     bodies.erase(std::unique(bodies.begin(), bodies.end()), bodies.end());
     for (int b : bodies) {
-      if (b > 0 && b < kMaxBodyCase) by_body_[static_cast<size_t>(b)].push_back(static_cast<int>(i));
+      if (b <= 0 || b >= kMaxBodyCase) continue;
+      for (ScopeSelector selector : {ScopeSelector::kAll, ScopeSelector::kCustomer, ScopeSelector::kCentre}) {
+        if (Selects(selector, r.scope)) {
+          by_body_[static_cast<size_t>(selector)][static_cast<size_t>(b)].push_back(static_cast<int>(i));
+        }
+      }
     }
   }
 }

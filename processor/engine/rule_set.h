@@ -32,12 +32,31 @@ std::string EnumLabel(const google::protobuf::EnumValueDescriptor* value);
 enum class RuleKind { kMatch, kCount, kSum, kRatio, kAbsence, kSequence, kSpike };
 std::string_view RuleKindName(RuleKind kind);
 
+// Which events a rule's keys see. The input topic is keyed by customer_id,
+// so one partition carries each customer's whole history:
+// - kCustomer: every key the rule uses names the customer, a contact or a
+//   case, so the partition's events are all the key ever has; a shard's
+//   engine runs it on each partition.
+// - kCentre: a key spans customers (a queue, a reason), so it must see the
+//   whole topic; the centre stage (daemon/centre_stage.h) runs it over all
+//   partitions merged in event time, whatever the partition count.
+enum class RuleScope { kCustomer, kCentre };
+std::string_view RuleScopeName(RuleScope scope);
+
+// The rules one engine runs: all of them (a rule test, a replay's single
+// engine), or those of one scope (a shard: kCustomer; the centre stage: kCentre).
+enum class ScopeSelector { kAll, kCustomer, kCentre };
+inline bool Selects(ScopeSelector selector, RuleScope scope) {
+  return selector == ScopeSelector::kAll || (selector == ScopeSelector::kCustomer) == (scope == RuleScope::kCustomer);
+}
+
 // Which events a rule (or one side of it) takes: a body type and an optional
 // `where` condition; `key` overrides the rule's key for this side (an absence
 // rule whose follow-up names the key differently, e.g. case_closed.case_id).
 struct Selector {
   int body = 0;
   std::optional<expr::Expression> where;
+  std::vector<std::string> key_names;  // as written, one per `key` expression
   std::vector<expr::Expression> key;
 
   bool Matches(const cx::v1::InteractionEvent& e) const {
@@ -60,6 +79,9 @@ struct Rule {
   cx::v1::Family family = cx::v1::FAMILY_UNSPECIFIED;
   cx::v1::Severity severity = cx::v1::SEVERITY_UNSPECIFIED;
   RuleKind kind = RuleKind::kMatch;
+  // `scope:` as written, or inferred from the keys (InferScope).
+  RuleScope scope = RuleScope::kCustomer;
+  bool scope_explicit = false;
 
   std::vector<std::string> key_names;  // as written: "customer_id", "case_opened.case_id"
   std::vector<expr::Expression> key;
@@ -92,6 +114,12 @@ struct Rule {
   Micros Horizon() const;
 };
 
+// The scope a rule's keys imply: kCustomer when every key it uses (`key`,
+// and `expect.key` if given) includes customer_id, contact_id or a field
+// whose name ends in case_id (all of one customer, so on one partition);
+// otherwise kCentre.
+RuleScope InferScope(const std::vector<std::string>& key_names, const std::vector<std::string>& expect_key_names);
+
 // Highest oneof field number of InteractionEvent.body plus one.
 inline constexpr int kMaxBodyCase = 64;
 
@@ -101,15 +129,18 @@ class RuleSet {
 
   const std::vector<Rule>& rules() const { return rules_; }
   // Indices of the rules an event of this body type can touch, in any role,
-  // so an event meets only the rules that can use it.
-  const std::vector<int>& RulesFor(int body_case) const {
-    return by_body_[static_cast<size_t>(body_case) < by_body_.size() ? static_cast<size_t>(body_case) : 0];
+  // so an event meets only the rules that can use it; `selector` keeps
+  // those of one scope.
+  const std::vector<int>& RulesFor(int body_case, ScopeSelector selector = ScopeSelector::kAll) const {
+    const auto& index = by_body_[static_cast<size_t>(selector)];
+    return index[static_cast<size_t>(body_case) < index.size() ? static_cast<size_t>(body_case) : 0];
   }
   int IndexOf(std::string_view name) const;
 
  private:
   std::vector<Rule> rules_;
-  std::array<std::vector<int>, kMaxBodyCase> by_body_;
+  // By ScopeSelector, then by body case.
+  std::array<std::array<std::vector<int>, kMaxBodyCase>, 3> by_body_;
 };
 
 // Loads every *.yaml / *.yml file in `paths` (files, or directories read in

@@ -29,7 +29,36 @@ PipelineMetrics::PipelineMetrics(prometheus::Registry& registry)
                           .Name("cxpulse_watermark_delay_seconds")
                           .Help("Wall clock minus the partition's event-time watermark: how far behind real "
                                 "time its absence timers fire (includes the allowed lateness).")
-                          .Register(registry)) {
+                          .Register(registry)),
+      centre_active(prometheus::BuildGauge()
+                        .Name("cxpulse_centre_active")
+                        .Help("1 while this process runs the centre stage (it holds partition 0 of the input "
+                              "topic), else 0.")
+                        .Register(registry)
+                        .Add({})),
+      centre_watermark(prometheus::BuildGauge()
+                           .Name("cxpulse_centre_watermark_timestamp_seconds")
+                           .Help("The centre stage's merged event-time watermark: the lowest partition watermark; "
+                                 "centre-wide findings and timers are complete up to here. 0 before it is known.")
+                           .Register(registry)
+                           .Add({})),
+      centre_held(prometheus::BuildGauge()
+                      .Name("cxpulse_centre_buffered_events")
+                      .Help("Events the centre stage holds until every partition's watermark passes them.")
+                      .Register(registry)
+                      .Add({})),
+      centre_late(prometheus::BuildCounter()
+                      .Name("cxpulse_centre_late_events_total")
+                      .Help("Events a centre-wide rule could use, refused by the centre stage as late for their "
+                            "partition or behind what it had released.")
+                      .Register(registry)
+                      .Add({})),
+      centre_forced(prometheus::BuildCounter()
+                        .Name("cxpulse_centre_forced_releases_total")
+                        .Help("Events the centre stage released before their turn because it held "
+                              "engine.centre_max_held_events.")
+                        .Register(registry)
+                        .Add({})) {
   prometheus::BuildGauge()
       .Name("cxpulse_build_info")
       .Help("Build information; the value is always 1.")

@@ -1,6 +1,7 @@
 // Rule unit tests (`cxpulse test`): YAML files giving input events with
 // times and the findings expected from them, like `promtool test rules`.
-// Runs the real Engine on one partition, single-threaded.
+// Runs the real Engine on one partition, single-threaded, each rule in its
+// scope as the daemon runs it (engine/offline_run.h).
 #pragma once
 
 #include <ostream>

@@ -21,7 +21,7 @@ kafka:
     sasl.mechanism: PLAIN
 rules: my-rules
 admin: {address: 0.0.0.0:9000}
-engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms}
+engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms, centre_max_held_events: 1000}
 )");
   auto c = LoadConfig(path);
   ASSERT_TRUE(c.ok()) << Message(c.status());
@@ -37,6 +37,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->engine.allowed_lateness, 60 * kMicrosPerSecond);
   EXPECT_EQ(c->engine.idle_partition_timeout, 20 * kMicrosPerSecond);
   EXPECT_EQ(c->engine.commit_interval, 500'000);
+  EXPECT_EQ(c->engine.centre_max_held_events, 1000);
 }
 
 TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
@@ -52,6 +53,8 @@ TEST(ConfigTest, MistakesArePositioned) {
             "c.yaml:2:3: unknown key \"brokerz\"");
   EXPECT_EQ(std::string(Message(ParseConfig("engine:\n  allowed_lateness: soon\n", "c.yaml", "").status())),
             "c.yaml:2:21: bad duration \"soon\": expected a number followed by ms, s, m, h, d or w");
+  EXPECT_EQ(std::string(Message(ParseConfig("engine: {centre_max_held_events: 0}\n", "c.yaml", "").status())),
+            "c.yaml:1:34: must be at least 1");
   EXPECT_EQ(std::string(Message(ParseConfig("kafka: [1\n", "c.yaml", "").status())).substr(0, 9), "c.yaml:2:");
   EXPECT_FALSE(LoadConfig("/nonexistent/cxpulse.yaml").ok());
 }

@@ -19,6 +19,7 @@
 #include "support/counting_allocator.h"
 #include "daemon/event_decoder.h"
 #include "engine/engine.h"
+#include "engine/event_time_merge.h"
 #include "gen/traffic_generator.h"
 #include "kpi/kpi.h"
 
@@ -216,6 +217,136 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
               "with free text over 15 bytes\n%s",
               kMeasured, warm_events, static_cast<unsigned long long>(window_findings), allocated, long_strings,
               report.c_str());
+}
+
+// Why the merge holds events in their wire form: copying into a reused
+// message allocates on every event (Clear() deletes the body and Timestamp
+// sub-messages that CopyFrom makes again); copying bytes into a reused
+// string does not.
+TEST(EngineAllocTest, CopyFromIntoAReusedMessageAllocatesAWireCopyDoesNot) {
+  std::vector<cx::v1::InteractionEvent> events(4);
+  for (size_t i = 0; i < events.size(); ++i) {
+    events[i].set_event_id("e" + std::to_string(i));
+    SetTimestamp(static_cast<Micros>(i) * kMicrosPerSecond, events[i].mutable_occurred_at());
+    if (i % 2 == 0) events[i].mutable_answered()->mutable_wait()->set_seconds(30);
+    else events[i].mutable_abandoned()->mutable_wait()->set_seconds(90);
+  }
+  cx::v1::InteractionEvent slot;
+  std::string wire_slot, wire;
+  for (const auto& e : events) {  // warm
+    slot.CopyFrom(e);
+    e.SerializeToString(&wire);
+    wire_slot.assign(wire);
+  }
+  long before = ::cxpulse::testing::Allocations();
+  for (int round = 0; round < 100; ++round) {
+    for (const auto& e : events) slot.CopyFrom(e);
+  }
+  EXPECT_GE(::cxpulse::testing::Allocations() - before, 400) << "CopyFrom into a reused message";
+  before = ::cxpulse::testing::Allocations();
+  for (int round = 0; round < 100; ++round) {
+    for (const auto& e : events) {
+      e.SerializeToString(&wire);
+      wire_slot.assign(wire);
+    }
+  }
+  EXPECT_EQ(::cxpulse::testing::Allocations() - before, 0) << "wire form into a reused string";
+}
+
+// The daemon's two paths over the same traffic: a shard's engine on the
+// per-customer rules, and the centre stage's: decode, merge four partitions
+// in event time, decode what is released, the centre-wide rules, the clock
+// moved to the merged watermark. Once warm, neither allocates.
+TEST(EngineAllocTest, TheCentrePathAllocatesNothingPerEventOnceWarm) {
+  auto loaded = LoadRuleSet({CXPULSE_RULES_DIR});
+  ASSERT_TRUE(loaded.ok()) << Message(loaded.status());
+  const std::shared_ptr<const RuleSet> rules = *loaded;
+  CountingSink sink(rules->rules().size());
+  EngineOptions shard_options;
+  shard_options.scope = ScopeSelector::kCustomer;
+  Engine shard_engine(rules, shard_options, &sink);
+  EngineOptions centre_options;
+  centre_options.allowed_lateness = 0;
+  centre_options.idle_partition_timeout = INT64_MAX / 4;
+  centre_options.scope = ScopeSelector::kCentre;
+  Engine centre_engine(std::make_shared<const RuleSet>(*rules), centre_options, &sink);
+  EventTimeMerge merge(EventTimeMerge::Options{.allowed_lateness = EngineConfig().allowed_lateness,
+                                               .idle_timeout = EngineConfig().idle_partition_timeout},
+                       kPartitions);
+
+  TrafficOptions options;
+  options.seed = 11;
+  options.customers = 1000;
+  options.contacts_per_second = 0.5;
+  const auto start = std::chrono::system_clock::time_point(std::chrono::seconds(1'767'603'600));
+  TrafficGenerator gen(options, start);
+  EventDecoder decoder, release_decoder;
+  std::string wire;
+  std::vector<int64_t> offsets(kPartitions, 0);
+  std::vector<int64_t> lowest;
+  size_t late = 0, released = 0, fed = 0;
+  auto feed = [&](const std::string& w) {
+    const cx::v1::InteractionEvent* e = decoder.Decode(w.data(), w.size());
+    ASSERT_NE(e, nullptr);
+    const Micros now = ToMicros(e->occurred_at());
+    const auto p = static_cast<int32_t>(std::hash<std::string>()(e->customer_id()) % kPartitions);
+    if (shard_engine.Process(p, *e, now) == Engine::Outcome::kLate) ++late;
+    const bool keep = !rules->RulesFor(e->body_case(), ScopeSelector::kCentre).empty();
+    if (keep && merge.full()) FAIL() << "the merge filled up";
+    if (merge.Push(p, offsets[static_cast<size_t>(p)]++, *e, w, keep, now) == EventTimeMerge::Outcome::kLate) ++late;
+    if (++fed % kTickEvery != 0) return;
+    // As the centre stage does after each batch.
+    while (const EventTimeMerge::Released* r = merge.Next(now)) {
+      const cx::v1::InteractionEvent* out = release_decoder.Decode(r->encoded.data(), r->encoded.size());
+      ASSERT_NE(out, nullptr);
+      ASSERT_EQ(centre_engine.Process(0, *out, now), Engine::Outcome::kProcessed);
+      ++released;
+    }
+    if (merge.watermark() != Watermark::kNone) centre_engine.AdvanceWatermark(0, merge.watermark(), now);
+    merge.LowestHeldOffsets(&lowest);
+    shard_engine.Tick(now);
+    centre_engine.Tick(now);
+  };
+
+  std::vector<cx::v1::InteractionEvent> batch;
+  auto t = start;
+  for (; t < start + std::chrono::hours(4 * 24); t += std::chrono::minutes(10)) {
+    batch.clear();
+    gen.Poll(t, &batch);
+    for (const auto& e : batch) {
+      e.SerializeToString(&wire);
+      feed(wire);
+    }
+  }
+  std::vector<cx::v1::InteractionEvent> measured;
+  while (measured.size() < kMeasured) {
+    t += std::chrono::minutes(10);
+    gen.Poll(t, &measured);
+  }
+  measured.resize(kMeasured);
+  std::vector<std::string> measured_wire;
+  for (const auto& e : measured) measured_wire.push_back(e.SerializeAsString());
+  const uint64_t findings_before = sink.Total();
+  const size_t released_before = released;
+  const std::vector<uint64_t> per_rule_before = sink.per_rule;
+
+  const long before = ::cxpulse::testing::Allocations();
+  for (const std::string& w : measured_wire) feed(w);
+  const long allocated = ::cxpulse::testing::Allocations() - before;
+
+  EXPECT_EQ(allocated, 0) << "allocations over " << kMeasured << " events";
+  EXPECT_EQ(late, 0u);
+  EXPECT_GT(released - released_before, kMeasured / 4) << "the centre-wide rules saw the window's traffic";
+  EXPECT_GT(sink.Total(), findings_before);
+  for (const char* centre_rule : {"reason_surge", "queue_abandonment_spike", "answer_time_over_target"}) {
+    const int r = rules->IndexOf(centre_rule);
+    ASSERT_GE(r, 0);
+    EXPECT_GT(centre_engine.Stats(r).evaluations.load(), 0u) << centre_rule;
+    EXPECT_EQ(shard_engine.Stats(r).evaluations.load(), 0u) << centre_rule;
+  }
+  const int answer = rules->IndexOf("answer_time_over_target");
+  EXPECT_GT(sink.per_rule[static_cast<size_t>(answer)], per_rule_before[static_cast<size_t>(answer)])
+      << "a centre-wide rule fired in the measured window";
 }
 
 }  // namespace

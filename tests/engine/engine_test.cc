@@ -448,3 +448,116 @@ TEST_F(KindTest, MatchWithoutCooldownFiresOnEveryMatchingEvent) {
 
 }  // namespace
 }  // namespace cxpulse
+
+namespace cxpulse {
+namespace {
+
+using testing::Ended;
+using testing::Event;
+using testing::kMinute;
+using testing::kT0;
+
+constexpr char kScopedRules[] = R"(rules:
+  - {name: per_customer, family: prevention, kind: count, on: ended, key: customer_id, window: 1h, threshold: 2,
+     severity: warning}
+  - {name: per_queue, family: prevention, kind: count, on: ended, key: queue, window: 1h, threshold: 2,
+     severity: warning}
+  - {name: queue_silent, family: gap, kind: absence, on: queued, expect: answered, key: queue, within: 5m,
+     severity: warning}
+)";
+
+// Which rules an engine runs: a shard's engine the per-customer ones, the
+// centre stage's the centre-wide ones; the others cost nothing there.
+class ScopeTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Engine> Make(ScopeSelector scope, const std::string& text = kScopedRules) {
+    auto rules = LoadRuleSet({dir_.Write("r.yaml", text)});
+    EXPECT_TRUE(rules.ok()) << Message(rules.status());
+    EngineOptions options{30 * kMicrosPerSecond, 10 * kMicrosPerSecond};
+    options.scope = scope;
+    return std::make_unique<Engine>(*rules, options, &sink_);
+  }
+  std::vector<std::string> Fired() const {
+    std::vector<std::string> names;
+    for (const auto& f : sink_.findings) names.push_back(f.rule());
+    return names;
+  }
+  void FeedTwo(Engine& engine) {
+    // Two customers in one queue: the queue's count reaches 2, no customer's does.
+    ASSERT_EQ(engine.Process(0, Ended("e1", kT0, "c1"), kT0), Engine::Outcome::kProcessed);
+    ASSERT_EQ(engine.Process(0, Ended("e2", kT0 + kMinute, "c2"), kT0), Engine::Outcome::kProcessed);
+  }
+
+  testing::TempDir dir_;
+  RecordingSink sink_;
+};
+
+TEST_F(ScopeTest, ACustomerEngineRunsOnlyPerCustomerRules) {
+  auto engine = Make(ScopeSelector::kCustomer);
+  FeedTwo(*engine);
+  ASSERT_EQ(engine->Process(0, Ended("e3", kT0 + 2 * kMinute, "c1"), kT0), Engine::Outcome::kProcessed);
+  EXPECT_EQ(Fired(), std::vector<std::string>{"per_customer"});
+  EXPECT_EQ(engine->Stats(0).evaluations.load(), 3u);
+  EXPECT_EQ(engine->KeysHeld(0), 2u);
+  // The centre-wide rule was never evaluated, holds no key, fired nothing.
+  EXPECT_EQ(engine->Stats(1).evaluations.load(), 0u);
+  EXPECT_EQ(engine->KeysHeld(1), 0u);
+  EXPECT_EQ(engine->Stats(1).findings.load(), 0u);
+  // Nor do its timers: a queued event starts no promise here.
+  auto queued = Event("q1", kT0 + 3 * kMinute, "c3");
+  queued.mutable_queued();
+  ASSERT_EQ(engine->Process(0, queued, kT0), Engine::Outcome::kProcessed);
+  engine->AdvanceWatermark(0, kT0 + 60 * kMinute, kT0);
+  EXPECT_EQ(engine->KeysHeld(2), 0u);
+  EXPECT_EQ(Fired(), std::vector<std::string>{"per_customer"});
+}
+
+TEST_F(ScopeTest, ACentreEngineRunsOnlyCentreWideRulesTimersIncluded) {
+  auto engine = Make(ScopeSelector::kCentre);
+  FeedTwo(*engine);
+  EXPECT_EQ(Fired(), std::vector<std::string>{"per_queue"});
+  EXPECT_EQ(engine->Stats(0).evaluations.load(), 0u);
+  EXPECT_EQ(engine->KeysHeld(0), 0u);
+  auto queued = Event("q1", kT0 + 3 * kMinute, "c3");
+  queued.mutable_queued();
+  ASSERT_EQ(engine->Process(0, queued, kT0), Engine::Outcome::kProcessed);
+  EXPECT_EQ(engine->KeysHeld(2), 1u);
+  engine->AdvanceWatermark(0, kT0 + 60 * kMinute, kT0);  // the centre stage moves it to the merged watermark
+  EXPECT_EQ(Fired(), (std::vector<std::string>{"per_queue", "queue_silent"}));
+  EXPECT_EQ(sink_.findings[1].fired_at().seconds() * kMicrosPerSecond, kT0 + 8 * kMinute);
+}
+
+TEST_F(ScopeTest, AnEngineOfEveryScopeRunsEveryRule) {
+  auto engine = Make(ScopeSelector::kAll);
+  FeedTwo(*engine);
+  ASSERT_EQ(engine->Process(0, Ended("e3", kT0 + 2 * kMinute, "c1"), kT0), Engine::Outcome::kProcessed);
+  EXPECT_EQ(Fired(), (std::vector<std::string>{"per_queue", "per_customer"}));
+}
+
+TEST_F(ScopeTest, AReloadKeepsStateInScopeAndMakesNoneOutsideIt) {
+  auto engine = Make(ScopeSelector::kCustomer);
+  FeedTwo(*engine);
+  // The same rules plus one per-customer and one centre-wide rule.
+  std::string more = std::string(kScopedRules) +
+                     "  - {name: per_customer_2, family: gap, kind: match, on: ended, key: customer_id, severity: info}\n"
+                     "  - {name: per_agent, family: gap, kind: match, on: ended, key: agent_id, severity: info}\n";
+  auto reloaded = LoadRuleSet({dir_.Write("r2.yaml", more)});
+  ASSERT_TRUE(reloaded.ok()) << Message(reloaded.status());
+  engine->SwapRules(*reloaded);
+  EXPECT_EQ(engine->KeysHeld(0), 2u);  // carried over
+  ASSERT_EQ(engine->Process(0, Ended("e3", kT0 + 2 * kMinute, "c1"), kT0), Engine::Outcome::kProcessed);
+  EXPECT_EQ(Fired(), (std::vector<std::string>{"per_customer", "per_customer_2"}));
+  EXPECT_EQ(engine->Stats(4).evaluations.load(), 0u);
+  // A rule moved to the other scope by `scope:` leaves this engine, state and all.
+  std::string moved = kScopedRules;
+  moved.replace(moved.find("key: customer_id"), 16, "key: customer_id, scope: centre");
+  auto moved_rules = LoadRuleSet({dir_.Write("r3.yaml", moved)});
+  ASSERT_TRUE(moved_rules.ok()) << Message(moved_rules.status());
+  engine->SwapRules(*moved_rules);
+  EXPECT_EQ(engine->KeysHeld(0), 0u);
+  engine->Tick(kT0 + 20 * kMicrosPerSecond);
+  engine->DropPartition(0);
+}
+
+}  // namespace
+}  // namespace cxpulse

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "common/strings.h"
 
 #include "support/temp_dir.h"
@@ -157,6 +160,80 @@ TEST(RuleSetTest, EveryKindCompilesAndIsIndexedByEveryEventTypeItReads) {
   EXPECT_EQ(rs.RulesFor(E::kCaseClosed), (std::vector<int>{3}));
   EXPECT_EQ(rs.rules()[1].threshold, 3600.0 * kMicrosPerSecond);  // a duration threshold, in micros
   EXPECT_EQ(rs.rules()[5].min_volume, 10);                         // min_count's default
+}
+
+TEST(RuleSetTest, ScopeFollowsTheKeysUnlessARuleSaysOtherwise) {
+  testing::TempDir dir;
+  auto rules = LoadRuleSet({dir.Write("scopes.yaml", R"yaml(rules:
+  - {name: by_customer, family: gap, kind: count, on: ended, key: [customer_id, reason], window: 1h, threshold: 2, severity: info}
+  - {name: by_contact, family: gap, kind: count, on: transferred, key: contact_id, window: 1h, threshold: 2, severity: info}
+  - {name: by_case, family: gap, kind: absence, on: case_opened, expect: {on: case_closed, key: case_closed.case_id}, within: 1d, key: case_opened.case_id, severity: info}
+  - {name: by_reason, family: gap, kind: spike, on: contact_started, window: 5m, baseline: 1h, factor: 2, key: reason, severity: info}
+  - {name: by_queue, family: gap, kind: ratio, numerator: abandoned, denominator: queued, threshold: 0.5, window: 1h, key: [queue, channel], severity: info}
+  - {name: expect_by_queue, family: gap, kind: absence, on: case_opened, expect: {on: case_closed, key: queue}, within: 1d, key: case_opened.case_id, severity: info}
+  - {name: an_expression, family: gap, kind: match, on: complaint, key: "lower(customer_id)", severity: info}
+  - {name: told_centre, family: gap, kind: match, on: complaint, key: customer_id, scope: centre, severity: info}
+  - {name: told_customer, family: gap, kind: match, on: answered, key: queue, scope: customer, severity: info}
+)yaml")});
+  ASSERT_TRUE(rules.ok()) << Message(rules.status());
+  std::map<std::string, std::pair<RuleScope, bool>> scope;
+  for (const Rule& r : (*rules)->rules()) scope[r.name] = {r.scope, r.scope_explicit};
+  using S = RuleScope;
+  EXPECT_EQ(scope["by_customer"], std::make_pair(S::kCustomer, false));
+  EXPECT_EQ(scope["by_contact"], std::make_pair(S::kCustomer, false));
+  EXPECT_EQ(scope["by_case"], std::make_pair(S::kCustomer, false));  // both keys end in case_id
+  EXPECT_EQ(scope["by_reason"], std::make_pair(S::kCentre, false));
+  EXPECT_EQ(scope["by_queue"], std::make_pair(S::kCentre, false));
+  EXPECT_EQ(scope["expect_by_queue"], std::make_pair(S::kCentre, false));  // every key it uses must follow the customer
+  EXPECT_EQ(scope["an_expression"], std::make_pair(S::kCentre, false));    // not a field: written out, it would say so
+  EXPECT_EQ(scope["told_centre"], std::make_pair(S::kCentre, true));
+  EXPECT_EQ(scope["told_customer"], std::make_pair(S::kCustomer, true));
+  EXPECT_EQ(RuleScopeName(S::kCentre), "centre");
+
+  // The index by event type, per scope.
+  using E = cx::v1::InteractionEvent;
+  const RuleSet& rs = **rules;
+  EXPECT_EQ(rs.RulesFor(E::kComplaint), (std::vector<int>{6, 7}));
+  EXPECT_EQ(rs.RulesFor(E::kComplaint, ScopeSelector::kCustomer), std::vector<int>{});
+  EXPECT_EQ(rs.RulesFor(E::kComplaint, ScopeSelector::kCentre), (std::vector<int>{6, 7}));
+  EXPECT_EQ(rs.RulesFor(E::kCaseClosed, ScopeSelector::kCustomer), std::vector<int>{2});
+  EXPECT_EQ(rs.RulesFor(E::kCaseClosed, ScopeSelector::kCentre), std::vector<int>{5});
+  EXPECT_EQ(rs.RulesFor(E::kAnswered, ScopeSelector::kCustomer), std::vector<int>{8});
+}
+
+TEST(RuleSetTest, TheShippedPackSplitsAsTheSpecSays) {
+  auto rules = LoadRuleSet({CXPULSE_RULES_DIR});
+  ASSERT_TRUE(rules.ok()) << Message(rules.status());
+  std::set<std::string> centre;
+  for (const Rule& r : (*rules)->rules()) {
+    if (r.scope == RuleScope::kCentre) centre.insert(r.name);
+  }
+  EXPECT_EQ(centre, (std::set<std::string>{"reason_surge", "queue_abandonment_spike", "answer_time_over_target"}));
+}
+
+TEST(RuleSetTest, AScopeIsCheckedAndChangesTheVersionOnlyWhenItChangesTheScope) {
+  std::string file;
+  std::string yaml = kGood;
+  yaml.replace(yaml.find("severity: warning"), 17, "severity: warning\n    scope: center");
+  std::string error = LoadError(yaml, &file);
+  EXPECT_EQ(error, file + ":10:12: unknown scope \"center\"; one of: customer, centre");
+  yaml = kGood;
+  yaml.replace(yaml.find("severity: warning"), 17, "severity: warning\n    scope: [centre]");
+  error = LoadError(yaml, &file);
+  EXPECT_EQ(error, file + ":10:12: \"scope\" must be a scalar");
+
+  testing::TempDir dir;
+  auto version = [&](const std::string& name, const std::string& extra) {
+    std::string text = kGood;
+    text.replace(text.find("severity: warning"), 17, "severity: warning" + extra);
+    auto rules = LoadRuleSet({dir.Write(name, text)});
+    EXPECT_TRUE(rules.ok()) << Message(rules.status());
+    return rules.ok() ? (*rules)->rules()[0].version : std::string();
+  };
+  const std::string plain = version("a.yaml", "");
+  // Keyed by customer: saying so changes nothing; overriding it does.
+  EXPECT_EQ(version("b.yaml", "\n    scope: customer"), plain);
+  EXPECT_NE(version("c.yaml", "\n    scope: centre"), plain);
 }
 
 TEST(RuleSetTest, DuplicateNamesAcrossFilesAreRefused) {

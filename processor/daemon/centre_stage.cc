@@ -1,0 +1,362 @@
+#include "daemon/centre_stage.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "common/strings.h"
+#include "daemon/shard.h"  // kMaxPartitions
+#include "spdlog/spdlog.h"
+
+namespace cxpulse {
+namespace {
+
+constexpr size_t kMaxBatch = 1024;
+constexpr int kPollTimeoutMs = 100;  // also how soon a stop is noticed
+constexpr int kMetadataTimeoutMs = 1000;
+constexpr int kCommittedTimeoutMs = 5000;
+constexpr int kFlushTimeoutMs = 30'000;
+constexpr size_t kMaxPendingCheckpoints = 64;
+constexpr Micros kForcedLogInterval = 60 * kMicrosPerSecond;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CentreStage>> CentreStage::Create(const Config& config, const std::string& bootstrap,
+                                                                 const Clock* clock) {
+  std::unique_ptr<CentreStage> c(new CentreStage());
+  c->config_ = config;
+  c->bootstrap_ = bootstrap;
+  c->clock_ = clock;
+  KafkaProperties props = {{"bootstrap.servers", bootstrap}, {"client.id", "cxpulse-centre"}};
+  for (const auto& [k, v] : config.kafka.properties) props[k] = v;
+  absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(props);
+  if (!producer.ok()) return producer.status();
+  c->producer_ = *std::move(producer);
+  CentreStage* stage = c.get();
+  c->sink_ = std::make_unique<KafkaFindingSink>(c->producer_.get(), config.kafka.findings_topic,
+                                                [stage](absl::Status s) { stage->Fail(std::move(s)); });
+  return c;
+}
+
+CentreStage::~CentreStage() {
+  RequestStop();
+  Join();
+}
+
+void CentreStage::Start(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats) {
+  if (running()) return;
+  // Rules posted to a run that ended before it read them: the rules given
+  // here are at least as new. The ring's reader is gone (joined), so this
+  // thread may drain it; the new thread starts after.
+  while (commands_.TryPop()) {
+  }
+  stop_.store(false, std::memory_order_relaxed);
+  finished_.store(false, std::memory_order_relaxed);
+  thread_ = std::thread([this, rules = std::move(rules), stats = std::move(stats)]() mutable {
+    Run(std::move(rules), std::move(stats));
+  });
+}
+
+void CentreStage::RequestStop() { stop_.store(true, std::memory_order_relaxed); }
+
+void CentreStage::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void CentreStage::Fail(absl::Status s) {
+  if (!fatal_.ok()) return;
+  fatal_ = std::move(s);
+  failed_.store(true, std::memory_order_release);
+}
+
+void CentreStage::Run(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats) {
+  if (absl::Status s = Consume(std::move(rules), std::move(stats)); !s.ok()) Fail(std::move(s));
+  // This run's state goes with it; its rules' key counts go back to zero.
+  if (engine_) engine_->DropPartition(0);
+  engine_.reset();
+  merge_.reset();
+  pending_.clear();
+  if (consumer_) rd_kafka_consumer_close(consumer_.get());
+  consumer_.reset();
+  active_.store(false, std::memory_order_relaxed);
+  at_end_.store(false, std::memory_order_relaxed);
+  held_.store(0, std::memory_order_relaxed);
+  watermark_.store(Watermark::kNone, std::memory_order_relaxed);
+  finished_.store(true, std::memory_order_release);
+}
+
+absl::StatusOr<KafkaHandle> CentreStage::NewConsumer() const {
+  KafkaProperties props = {{"bootstrap.servers", bootstrap_},
+                           {"client.id", "cxpulse-centre"},
+                           {"enable.auto.commit", "false"},  // committed once the findings are delivered
+                           {"enable.auto.offset.store", "false"},
+                           {"auto.offset.reset", "earliest"},
+                           {"enable.partition.eof", "true"}};  // which partitions are empty or at their end
+  for (const auto& [k, v] : config_.kafka.properties) props[k] = v;
+  // Only to store offsets: it never subscribes, so it joins no group and
+  // takes no partition from the shards' group.
+  props["group.id"] = Cat(config_.kafka.group_id, ".centre");
+  absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
+  if (!conf.ok()) return conf.status();
+  return NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
+}
+
+absl::StatusOr<int32_t> CentreStage::PartitionCount(rd_kafka_t* consumer) const {
+  const std::string& topic = config_.kafka.input_topic;
+  std::unique_ptr<rd_kafka_topic_t, void (*)(rd_kafka_topic_t*)> handle(
+      rd_kafka_topic_new(consumer, topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+  if (!handle) return absl::InternalError(Cat("topic ", topic, ": ", rd_kafka_err2str(rd_kafka_last_error())));
+  rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR_NO_ERROR;
+  int attempts = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const rd_kafka_metadata_t* md = nullptr;
+    last = rd_kafka_metadata(consumer, 0, handle.get(), &md, kMetadataTimeoutMs);
+    int32_t n = 0;
+    if (last == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      n = md->topics[0].partition_cnt;
+    } else if (last == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
+      last = md->topics[0].err;
+    }
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    if (n > kMaxPartitions) {
+      return absl::OutOfRangeError(Cat(topic, " has ", n, " partitions; at most ", kMaxPartitions));
+    }
+    if (n > 0) return n;
+    if (++attempts == 5) {
+      spdlog::warn("centre stage: no partitions of {} yet ({}); still asking", topic, rd_kafka_err2str(last));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // an unknown topic answers at once
+  }
+  return absl::CancelledError(Cat("stopped while waiting for the partitions of ", topic, ": ", rd_kafka_err2str(last)));
+}
+
+PartitionList CentreStage::StartOffsets(int32_t partitions) const {
+  const std::string& topic = config_.kafka.input_topic;
+  PartitionList all(rd_kafka_topic_partition_list_new(partitions));
+  for (int32_t p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), p);
+  if (rd_kafka_resp_err_t err = rd_kafka_committed(consumer_.get(), all.get(), kCommittedTimeoutMs); err) {
+    spdlog::warn("centre stage: its committed offsets: {}; starting from them as the broker knows them",
+                 rd_kafka_err2str(err));
+    for (int i = 0; i < all->cnt; ++i) all->elems[i].offset = RD_KAFKA_OFFSET_STORED;
+    return all;
+  }
+  // A partition this stage never committed (the first start of a version
+  // with a centre stage, a new partition) starts where the group's shards
+  // are, not at the beginning: a topic's whole retention would fire its
+  // centre findings again. Nothing committed by either: the beginning, as
+  // the shards start too.
+  std::vector<int> missing;
+  for (int i = 0; i < all->cnt; ++i) {
+    if (all->elems[i].offset < 0) missing.push_back(i);
+  }
+  size_t from_group = 0;
+  if (!missing.empty()) {
+    KafkaProperties props = {{"bootstrap.servers", bootstrap_}, {"client.id", "cxpulse-centre-probe"}};
+    for (const auto& [k, v] : config_.kafka.properties) props[k] = v;
+    props["group.id"] = config_.kafka.group_id;  // only to read its offsets: it joins nothing
+    absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
+    absl::StatusOr<KafkaHandle> probe = conf.ok() ? NewKafkaClient(RD_KAFKA_CONSUMER, *conf) : conf.status();
+    PartitionList group(rd_kafka_topic_partition_list_new(static_cast<int>(missing.size())));
+    for (int i : missing) rd_kafka_topic_partition_list_add(group.get(), topic.c_str(), all->elems[i].partition);
+    if (probe.ok() &&
+        rd_kafka_committed(probe->get(), group.get(), kCommittedTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (size_t k = 0; k < missing.size(); ++k) {
+        if (group->elems[k].offset >= 0) {
+          all->elems[missing[k]].offset = group->elems[k].offset;
+          ++from_group;
+        }
+      }
+    }
+  }
+  size_t from_beginning = 0;
+  for (int i = 0; i < all->cnt; ++i) {
+    if (all->elems[i].offset < 0) {
+      all->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+      ++from_beginning;
+    }
+  }
+  spdlog::info("centre stage: {} partition(s) from its own offsets, {} from group {}'s, {} from the beginning",
+               partitions - static_cast<int32_t>(missing.size()), from_group, config_.kafka.group_id, from_beginning);
+  return all;
+}
+
+absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats) {
+  absl::StatusOr<KafkaHandle> consumer = NewConsumer();
+  if (!consumer.ok()) return consumer.status();
+  consumer_ = *std::move(consumer);
+  absl::StatusOr<int32_t> partitions = PartitionCount(consumer_.get());
+  if (!partitions.ok()) return stop_.load(std::memory_order_relaxed) ? absl::OkStatus() : partitions.status();
+  const std::string& topic = config_.kafka.input_topic;
+  PartitionList all = StartOffsets(*partitions);
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), all.get()); err) {
+    return absl::InternalError(Cat("centre stage: assign ", topic, ": ", rd_kafka_err2str(err)));
+  }
+  std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue(rd_kafka_queue_get_consumer(consumer_.get()));
+
+  // The merged stream is in order, so the engine takes no lateness of its
+  // own and never idles forward: its clock is the merged watermark. An
+  // event it still found late would be a merge bug, and is counted late.
+  EngineOptions options;
+  options.allowed_lateness = 0;
+  options.idle_partition_timeout = std::numeric_limits<Micros>::max() / 4;
+  options.max_keys_per_rule = static_cast<size_t>(config_.engine.max_keys_per_rule);
+  options.scope = ScopeSelector::kCentre;
+  engine_ = std::make_unique<Engine>(std::move(rules), options, sink_.get(), std::move(stats));
+  merge_ = std::make_unique<EventTimeMerge>(
+      EventTimeMerge::Options{.allowed_lateness = config_.engine.allowed_lateness,
+                              .idle_timeout = config_.engine.idle_partition_timeout,
+                              .capacity = static_cast<size_t>(config_.engine.centre_max_held_events)},
+      *partitions);
+  next_.assign(static_cast<size_t>(*partitions), -1);
+  ends_.assign(static_cast<size_t>(*partitions), false);
+  committed_.assign(static_cast<size_t>(*partitions), -1);
+  late_base_ = late_.load(std::memory_order_relaxed);
+  forced_base_ = forced_.load(std::memory_order_relaxed);
+  engine_late_ = 0;
+  forced_logged_ = 0;
+  active_.store(true, std::memory_order_relaxed);
+  spdlog::info("centre stage: reading all {} partition(s) of {} for {} centre-wide rule(s)", *partitions, topic,
+               std::count_if(engine_->rules().rules().begin(), engine_->rules().rules().end(),
+                             [](const Rule& r) { return r.scope == RuleScope::kCentre; }));
+
+  std::vector<rd_kafka_message_t*> batch(kMaxBatch);
+  Micros last_checkpoint = clock_->Now();
+  while (!stop_.load(std::memory_order_relaxed) && fatal_.ok()) {
+    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), kPollTimeoutMs, batch.data(), 1);
+    if (n > 0) {
+      const ssize_t more = rd_kafka_consume_batch_queue(queue.get(), 0, batch.data() + 1, kMaxBatch - 1);
+      if (more > 0) n += more;
+    }
+    // New rules between two batches: no event is half-way through the old ones.
+    while (std::optional<CentreCommand> c = commands_.TryPop()) {
+      engine_->SwapRules(std::move(c->rules), std::move(c->stats));
+    }
+    const Micros now = clock_->Now();
+    for (ssize_t i = 0; i < n; ++i) {
+      Handle(*batch[static_cast<size_t>(i)], now);
+      rd_kafka_message_destroy(batch[static_cast<size_t>(i)]);
+    }
+    Release(now);
+    engine_->Tick(now);
+    producer_->Poll();
+    if (now - last_checkpoint >= config_.engine.commit_interval) {
+      MarkCheckpoint();
+      last_checkpoint = now;
+    }
+    CommitDelivered(/*wait=*/false);
+    PublishGauges();
+    if (merge_->forced() > forced_logged_ && now - last_forced_log_ >= kForcedLogInterval) {
+      spdlog::warn("centre stage: {} event(s) released before their turn so far: more than {} held "
+                   "(engine.centre_max_held_events); a partition far behind the others?",
+                   merge_->forced(), config_.engine.centre_max_held_events);
+      forced_logged_ = merge_->forced();
+      last_forced_log_ = now;
+    }
+  }
+  if (!fatal_.ok()) return absl::OkStatus();  // Run reports it
+  // The drain: everything produced is delivered, then what it covers is committed.
+  MarkCheckpoint();
+  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
+    return absl::DataLossError(Cat("centre stage: ", Message(s), "; its input offsets not committed"));
+  }
+  CommitDelivered(/*wait=*/true);
+  return fatal_.ok() ? absl::OkStatus() : fatal_;
+}
+
+void CentreStage::Handle(const rd_kafka_message_t& msg, Micros now) {
+  const int32_t p = msg.partition;
+  if (p < 0 || p >= merge_->partitions()) return;
+  const auto i = static_cast<size_t>(p);
+  if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      merge_->MarkAtEnd(p, now);  // before its first event: empty, it holds nothing back for long
+      ends_[i] = true;
+    } else {
+      spdlog::warn("centre stage: consumer: {}", rd_kafka_message_errstr(&msg));
+    }
+    return;
+  }
+  next_[i] = msg.offset + 1;
+  ends_[i] = false;
+  // What a shard dead-letters (undecodable, incomplete, from the future)
+  // reaches no rule here either.
+  const cx::v1::InteractionEvent* event = decoder_.Decode(msg.payload, msg.len);
+  if (event == nullptr || !IncompleteEvent(*event).empty() ||
+      ToMicros(event->occurred_at()) > now + config_.engine.max_future_skew) {
+    return;
+  }
+  const bool keep = !engine_->rules().RulesFor(event->body_case(), ScopeSelector::kCentre).empty();
+  if (keep) {
+    while (const EventTimeMerge::Released* r = merge_->NextToMakeRoom()) Apply(*r, now);
+  }
+  const std::string_view encoded(static_cast<const char*>(msg.payload), msg.len);
+  (void)merge_->Push(p, msg.offset, *event, encoded, keep, now);  // a late one is counted by the merge
+}
+
+void CentreStage::Apply(const EventTimeMerge::Released& released, Micros now) {
+  const cx::v1::InteractionEvent* event = release_decoder_.Decode(released.encoded.data(), released.encoded.size());
+  if (event == nullptr) return;  // decoded once already: cannot happen
+  if (engine_->Process(0, *event, now) == Engine::Outcome::kLate) ++engine_late_;
+}
+
+void CentreStage::Release(Micros now) {
+  while (const EventTimeMerge::Released* r = merge_->Next(now)) Apply(*r, now);
+  if (merge_->watermark() != Watermark::kNone) engine_->AdvanceWatermark(0, merge_->watermark(), now);
+}
+
+void CentreStage::MarkCheckpoint() {
+  // A partition's events below its lowest held offset are all released, so
+  // their findings are produced: the offset is committable once those are
+  // delivered. Nothing held: everything read.
+  merge_->LowestHeldOffsets(&lowest_);
+  PendingCheckpoint c{producer_->Mark(), std::vector<int64_t>(next_.size(), -1)};
+  for (size_t p = 0; p < next_.size(); ++p) {
+    if (next_[p] >= 0) c.offsets[p] = std::min(next_[p], lowest_[p]);
+  }
+  if (pending_.size() < kMaxPendingCheckpoints) pending_.push_back(std::move(c));
+  else pending_.back() = std::move(c);
+}
+
+void CentreStage::CommitDelivered(bool wait) {
+  if (!fatal_.ok()) return;
+  if (producer_->delivery_failures() != failures_seen_) {
+    failures_seen_ = producer_->delivery_failures();
+    return Fail(absl::DataLossError("centre stage: findings could not be delivered; input offsets not committed"));
+  }
+  // The newest checkpoint whose findings are all delivered covers the older ones.
+  std::optional<PendingCheckpoint> ready;
+  while (!pending_.empty() && producer_->DeliveredThrough(pending_.front().mark)) {
+    ready = std::move(pending_.front());
+    pending_.pop_front();
+  }
+  if (!ready) return;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(ready->offsets.size())));
+  for (size_t p = 0; p < ready->offsets.size(); ++p) {
+    const int64_t off = ready->offsets[p];
+    if (off < 0 || off <= committed_[p]) continue;
+    const auto partition = static_cast<int32_t>(p);
+    rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), partition)->offset = off;
+    committed_[p] = off;
+  }
+  if (list->cnt == 0) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), wait ? 0 : 1); err) {
+    // Nothing is lost: the events are read again after a restart, their
+    // findings made again with the same ids.
+    spdlog::warn("centre stage: offset commit failed: {}", rd_kafka_err2str(err));
+    for (int k = 0; k < list->cnt; ++k) committed_[static_cast<size_t>(list->elems[k].partition)] = -1;
+  }
+}
+
+void CentreStage::PublishGauges() {
+  bool all_at_end = true;
+  for (bool e : ends_) all_at_end = all_at_end && e;
+  at_end_.store(all_at_end, std::memory_order_relaxed);
+  watermark_.store(merge_->watermark(), std::memory_order_relaxed);
+  held_.store(static_cast<int64_t>(merge_->held()), std::memory_order_relaxed);
+  late_.store(late_base_ + merge_->late() + engine_late_, std::memory_order_relaxed);
+  forced_.store(forced_base_ + merge_->forced(), std::memory_order_relaxed);
+}
+
+}  // namespace cxpulse
