@@ -145,7 +145,12 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   const int32_t p = msg.partition;
   if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (p >= 0 && p < kMaxPartitions) offsets_->at_end[p].store(true, std::memory_order_relaxed);
+      if (p >= 0 && p < kMaxPartitions && std::find(owned_.begin(), owned_.end(), p) != owned_.end()) {
+        offsets_->at_end[p].store(true, std::memory_order_relaxed);
+        // Caught up: from now on a quiet partition's watermark may idle forward.
+        engine_->SetAtEnd(p, true, now);
+        kpi_->SetAtEnd(p, true, now);
+      }
     } else {
       spdlog::warn("shard {}: consumer: {}", index_, rd_kafka_message_errstr(&msg));
     }
@@ -157,6 +162,8 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   next_[static_cast<size_t>(p)] = msg.offset + 1;
   offsets_->processed[p].store(msg.offset + 1, std::memory_order_relaxed);
   offsets_->at_end[p].store(false, std::memory_order_relaxed);
+  engine_->SetAtEnd(p, false, now);
+  kpi_->SetAtEnd(p, false, now);
 
   const cx::v1::InteractionEvent* decoded = decoder_.Decode(msg.payload, msg.len);
   if (decoded == nullptr) {

@@ -565,6 +565,10 @@ Engine::PartitionState& Engine::StateFor(int32_t partition) {
   return *partitions_[p];
 }
 
+void Engine::SetAtEnd(int32_t partition, bool at_end, Micros wall_now) {
+  StateFor(partition).watermark.SetAtEnd(at_end, wall_now);
+}
+
 void Engine::DropPartition(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size() || !partitions_[p]) return;

@@ -74,6 +74,10 @@ class Engine final {
   // of a replay or of a rule test).
   void AdvanceWatermark(int32_t partition, Micros to, Micros wall_now);
 
+  // The consumer reached the partition's end (true) or read a record of it
+  // (false): only a partition at its end lets its watermark idle forward.
+  void SetAtEnd(int32_t partition, bool at_end, Micros wall_now);
+
   // A partition moved away: its state goes with it.
   void DropPartition(int32_t partition);
 

@@ -34,6 +34,7 @@ EventTimeMerge::Outcome EventTimeMerge::Push(int32_t partition, int64_t offset, 
   }
   Partition& part = partitions_[static_cast<size_t>(partition)];
   const Micros t = ToMicros(event.occurred_at());
+  part.watermark.SetAtEnd(false, wall_now);  // a record: it was not at its end
   // Late for its partition (as the shards judge it), or behind what was
   // released already (a partition that was empty starts with old events):
   // either way it can no longer be put in order.
@@ -70,6 +71,7 @@ EventTimeMerge::Outcome EventTimeMerge::Push(int32_t partition, int64_t offset, 
 void EventTimeMerge::MarkAtEnd(int32_t partition, Micros wall_now) {
   if (partition < 0 || partition >= partitions()) return;
   Partition& part = partitions_[static_cast<size_t>(partition)];
+  part.watermark.SetAtEnd(true, wall_now);  // its watermark may idle forward now
   if (part.said != Said::kNothing) return;
   part.said = Said::kEmpty;
   part.empty_since = wall_now;

@@ -2,7 +2,11 @@
 // It trails the highest event time seen by the allowed lateness; when the
 // partition has been idle for `idle_timeout` of wall time, it advances with
 // the wall clock so timers (absence rules) still fire on a quiet partition.
-// It never moves backwards. Owned by the shard that owns the partition.
+// Idle means at its end: a partition whose consumer is behind (a backlog, a
+// slow shard) is not idle however long since its last event, so events
+// waiting to be read never turn late (SetAtEnd; without it, a partition
+// counts as at its end, as offline runs and tests want). It never moves
+// backwards. Owned by the shard that owns the partition.
 #pragma once
 
 #include <algorithm>
@@ -33,8 +37,15 @@ class Watermark {
     if (max_event_time_ == kNone) return kNone;
     Micros wm = max_event_time_ - lateness_;
     const Micros idle = wall_now - last_event_wall_;
-    if (idle >= idle_timeout_) wm += idle;
+    if (at_end_ && idle >= idle_timeout_) wm += idle;
     return std::max(wm, floor_);
+  }
+
+  // The consumer reached the partition's end (true), or read a record (false).
+  // Leaving the end keeps what the idle clock had reached.
+  void SetAtEnd(bool at_end, Micros wall_now) {
+    if (at_end_ && !at_end) floor_ = std::max(floor_, Current(wall_now));
+    at_end_ = at_end;
   }
 
   // Moves the watermark forward to at least `to` (end of a replay, a test's
@@ -52,6 +63,7 @@ class Watermark {
   Micros max_event_time_ = kNone;
   Micros last_event_wall_ = 0;
   Micros floor_ = kNone;
+  bool at_end_ = true;
 };
 
 }  // namespace cxpulse

@@ -87,6 +87,10 @@ void KpiAggregator::Record(const cx::v1::InteractionEvent& event, int32_t partit
   RecordBody(event, p, t);
 }
 
+void KpiAggregator::SetAtEnd(int32_t partition, bool at_end, Micros wall_now) {
+  PartitionFor(partition).watermark.SetAtEnd(at_end, wall_now);
+}
+
 void KpiAggregator::DropPartition(int32_t partition) {
   const auto i = static_cast<size_t>(partition);
   if (i >= partitions_.size() || !partitions_[i]) return;

@@ -107,6 +107,9 @@ class KpiAggregator {
   // Shard thread: a valid event of `partition` that was not late, at wall
   // time `wall_now`.
   void Record(const cx::v1::InteractionEvent& event, int32_t partition, Micros wall_now);
+  // Shard thread: the consumer reached the partition's end (true) or read a
+  // record of it (false), as for Engine::SetAtEnd.
+  void SetAtEnd(int32_t partition, bool at_end, Micros wall_now);
   // Shard thread: the partition moved away. Its customers' pending callbacks
   // go with it (their next owner starts without them, as the rules' state
   // does), so this shard does not count them missed. What was counted stays.

@@ -71,6 +71,24 @@ class EngineTest : public ::testing::Test {
   Micros wall_ = kT0;  // the wall clock, driven by the test
 };
 
+// Idle means read to the end: a partition whose records wait in a backlog
+// (a slow shard, a stalled fetch) must not let its watermark run on with the
+// wall clock, or the records waiting would turn late when read.
+TEST(WatermarkTest, OnlyAPartitionAtItsEndIdlesForward) {
+  constexpr Micros kSecond = kMicrosPerSecond;
+  Watermark w(30 * kSecond, 10 * kSecond);
+  w.Observe(kT0, kT0);
+  w.SetAtEnd(false, kT0);
+  EXPECT_EQ(w.Current(kT0 + 60 * kSecond), kT0 - 30 * kSecond) << "behind: not idle, however long";
+  EXPECT_FALSE(w.IsLate(kT0 - 20 * kSecond, kT0 + 60 * kSecond));
+  w.SetAtEnd(true, kT0 + 60 * kSecond);
+  EXPECT_EQ(w.Current(kT0 + 60 * kSecond), kT0 + 30 * kSecond) << "at its end, quiet for 60 s: idles forward";
+  // A record arrives: the idle clock stops where it was, and does not go back.
+  w.SetAtEnd(false, kT0 + 60 * kSecond);
+  EXPECT_EQ(w.Current(kT0 + 120 * kSecond), kT0 + 30 * kSecond);
+  EXPECT_TRUE(w.IsLate(kT0 + 29 * kSecond, kT0 + 120 * kSecond));
+}
+
 TEST_F(EngineTest, CountFiresOnceAtThresholdWithEvidenceThenCoolsDown) {
   EXPECT_EQ(Feed(Ended("e1", kT0, "c1")), Engine::Outcome::kProcessed);
   Feed(Ended("e2", kT0 + 1 * kMinute, "c1"));

@@ -267,8 +267,14 @@ std::string DaemonConfig(const std::string& brokers) {
          "\n  group_id: differential\n"
          "rules: " CXPULSE_RULES_DIR
          "\nadmin: {address: 127.0.0.1:0}\n"
-         // No idle advance: event time alone moves every clock.
-         "engine: {allowed_lateness: 30s, idle_partition_timeout: 24h, commit_interval: 200ms}\n"
+         // A partition idles forward only once read to its end: the stream is
+         // produced before the daemon starts, so while it is read event time
+         // alone moves every clock. After the end, 2 s on, the idle partition
+         // stops holding the centre stage back and the others' watermarks
+         // drift on; the final watermark is 15 s past a minute, so the KPI
+         // windows' end (E) stays put for the 45 s the test needs, and
+         // findings are compared below the final watermark only.
+         "engine: {allowed_lateness: 30s, idle_partition_timeout: 2s, commit_interval: 200ms}\n"
          "kpi:\n"
          "  windows: [15m, 1h]\n"
          "  bucket: 1m\n"
@@ -550,15 +556,20 @@ class DaemonRun {
     const double produced = static_cast<double>(stream_.events.size());
     const double expected_end = static_cast<double>(kWindowEnd) / kSecond;
     std::vector<SampleLine> samples;
-    // Polled, not slept on: done once both are observed. The window end
-    // comes once every partition's watermark is at kFinalWatermark; if
-    // everything is consumed and it has not come 5 s later, it never will.
+    // Polled, not slept on: done once all three are observed. The window end
+    // comes once every partition's watermark is at kFinalWatermark, the
+    // centre stage's 2 s (the idle timeout) after the end; if everything is
+    // consumed and they have not come 5 s later, they never will.
     std::optional<std::chrono::steady_clock::time_point> all_consumed;
     for (const auto deadline = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < deadline;) {
       samples = ParseExposition(testing::HttpGet(port, "/metrics").body);
       r.consumed = SumOf(samples, "cxpulse_events_consumed_total");
       r.window_end = ValueOf(samples, "cxpulse_kpi_window_end_timestamp_seconds");
-      if (r.consumed == produced && r.window_end == expected_end) break;
+      // The centre stage has released (and its rules seen) everything below
+      // the final watermark: once the idle partition stops holding it back.
+      const std::optional<double> centre = ValueOf(samples, "cxpulse_centre_watermark_timestamp_seconds");
+      const bool centre_done = centre && *centre >= static_cast<double>(kFinalWatermark) / kSecond;
+      if (r.consumed == produced && r.window_end == expected_end && centre_done) break;
       if (r.consumed == produced && !all_consumed) all_consumed = std::chrono::steady_clock::now();
       if (all_consumed && std::chrono::steady_clock::now() - *all_consumed > 5s) break;
       std::this_thread::sleep_for(100ms);
