@@ -10,7 +10,10 @@ ARGS ?=
 # label of the target it needs (tests/CMakeLists.txt). The daemon's threads run
 # under the sanitizer because the integration tests start the sanitized
 # `cxpulse`. Not here: the allocation tests and benchmarks (not built with a
-# sanitizer) and gen_command_test (the generator CLI, no daemon threads).
+# sanitizer), gen_command_test (the generator CLI, no daemon threads), and the
+# oracle's tests (oracle_test, differential_test: they check numbers against a
+# reference; the daemon paths they drive run sanitized in pipeline_test and
+# centre_test).
 SANITIZER_TARGETS := cxpulse unit_tests kpi_test spsc_ring_test producer_marks_test pipeline_test reload_test scale_out_test centre_test rule_commands_test
 empty :=
 space := $(empty) $(empty)
