@@ -93,7 +93,13 @@ absl::StatusOr<KafkaHandle> CentreStage::NewConsumer() const {
                            {"enable.auto.commit", "false"},  // committed once the findings are delivered
                            {"enable.auto.offset.store", "false"},
                            {"auto.offset.reset", "earliest"},
-                           {"enable.partition.eof", "true"}};  // which partitions are empty or at their end
+                           {"enable.partition.eof", "true"},  // which partitions are empty or at their end
+                           // It reads every partition at once into one queue: past
+                           // queued.min.messages (100k) librdkafka 2.0 stops fetching
+                           // for a fixed second, which made this stage read 2M
+                           // events in 10 s instead of 2 (BENCHMARKS.md, issue 9).
+                           // Memory stays bounded by queued.max.messages.kbytes.
+                           {"queued.min.messages", "1000000"}};
   for (const auto& [k, v] : config_.kafka.properties) props[k] = v;
   // Only to store offsets: it never subscribes, so it joins no group and
   // takes no partition from the shards' group.
