@@ -115,6 +115,11 @@ TEST(RuleSetTest, AbsenceNeedsABoundAndATimestampDeadline) {
   EXPECT_TRUE(error.starts_with(file + ":9:15: \"deadline\" must name a timestamp of the \"on\" event")) << error;
   EXPECT_EQ(LoadError(base + "    deadline: callback_requested.due_at\n"), "");
   EXPECT_EQ(LoadError(base + "    within: 2h\n"), "");
+  // on_repeat: one of two words, with its position when it is neither.
+  error = LoadError(base + "    within: 2h\n    on_repeat: first\n", &file);
+  EXPECT_EQ(error, file + ":10:16: unknown on_repeat \"first\"; one of: replace, keep");
+  EXPECT_EQ(LoadError(base + "    within: 2h\n    on_repeat: keep\n"), "");
+  EXPECT_EQ(LoadError(base + "    within: 2h\n    on_repeat: replace\n"), "");
 }
 
 TEST(RuleSetTest, ErrorsInsideABlockExpressionPointAtTheirLine) {
