@@ -125,6 +125,9 @@ void Shard::DrainCommands() {
     if (c->kind == ShardCommand::Kind::kAssign) {
       owned_.push_back(p);
       next_[static_cast<size_t>(p)] = -1;
+      // Not known to be at its end until the consumer says so (its EOF).
+      engine_->SetAtEnd(p, false, clock_->Now());
+      kpi_->SetAtEnd(p, false, clock_->Now());
     } else if (c->kind == ShardCommand::Kind::kRevoke) {
       // Publish what is delivered before the partition goes, then let its
       // state go with it (the next owner starts it empty until the
@@ -161,9 +164,12 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   if (p < 0 || p >= kMaxPartitions || std::find(owned_.begin(), owned_.end(), p) == owned_.end()) return;
   next_[static_cast<size_t>(p)] = msg.offset + 1;
   offsets_->processed[p].store(msg.offset + 1, std::memory_order_relaxed);
-  offsets_->at_end[p].store(false, std::memory_order_relaxed);
-  engine_->SetAtEnd(p, false, now);
-  kpi_->SetAtEnd(p, false, now);
+  // A record: the partition is no longer at its end (told once, not per record).
+  if (offsets_->at_end[p].load(std::memory_order_relaxed)) {
+    offsets_->at_end[p].store(false, std::memory_order_relaxed);
+    engine_->SetAtEnd(p, false, now);
+    kpi_->SetAtEnd(p, false, now);
+  }
 
   const cx::v1::InteractionEvent* decoded = decoder_.Decode(msg.payload, msg.len);
   if (decoded == nullptr) {

@@ -99,6 +99,7 @@ void KpiAggregator::DropPartition(int32_t partition) {
 }
 
 void KpiAggregator::Tick(Micros wall_now) {
+  Micros lowest = Watermark::kNone, highest = Watermark::kNone;
   for (auto& p : partitions_) {
     if (!p || p->watermark.max_event_time() == Watermark::kNone) continue;
     const Micros wm = p->watermark.Current(wall_now);
@@ -107,19 +108,11 @@ void KpiAggregator::Tick(Micros wall_now) {
     // window apart, so the map holds at most 9/8 of the window's customers.
     if (p->last_sweep == Watermark::kNone) p->last_sweep = wm;
     if (wm - p->last_sweep >= std::max(config_.repeat_window / 8, config_.bucket)) SweepContactStarts(*p, wm);
-  }
-  Publish(wall_now);
-}
-
-void KpiAggregator::Publish(Micros wall_now) {
-  Micros lowest = Watermark::kNone, highest = Watermark::kNone;
-  for (const auto& p : partitions_) {
-    if (!p || p->watermark.max_event_time() == Watermark::kNone) continue;
-    const Micros wm = p->watermark.Current(wall_now);
     lowest = lowest == Watermark::kNone ? wm : std::min(lowest, wm);
     highest = highest == Watermark::kNone ? wm : std::max(highest, wm);
   }
-  // Release: a reader that loads these sees every count made before them.
+  // Published after the timers they pass are counted. Release: a reader
+  // that loads these sees every count made before them.
   highest_watermark_.store(highest, std::memory_order_release);
   lowest_watermark_.store(lowest, std::memory_order_release);
 }

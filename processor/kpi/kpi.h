@@ -163,7 +163,6 @@ class KpiAggregator {
   void AttemptCallback(const cx::v1::InteractionEvent& event, Partition& p, Micros t);
   bool IsRepeat(Partition& p, uint64_t customer, Micros t);
   void SweepContactStarts(Partition& p, Micros watermark);
-  void Publish(Micros wall_now);
   size_t Cell(const cx::v1::InteractionEvent& event);
   int64_t BucketOf(Micros t) const;
   // Adds `value` to `kpi` of `cell` in the bucket of `at`, if it is still in the ring.
