@@ -173,7 +173,7 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
       if (auto s = ReadString(file, kafka["group_id"], &k.group_id); !s.ok()) return s;
     }
     if (const YAML::Node topics = kafka["topics"]) {
-      if (auto s = CheckKeys(file, topics, {"input", "findings", "dead_letter"}); !s.ok()) return s;
+      if (auto s = CheckKeys(file, topics, {"input", "findings", "dead_letter", "changelog"}); !s.ok()) return s;
       if (topics["input"]) {
         if (auto s = ReadString(file, topics["input"], &k.input_topic); !s.ok()) return s;
       }
@@ -183,13 +183,17 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
       if (topics["dead_letter"]) {
         if (auto s = ReadString(file, topics["dead_letter"], &k.dead_letter_topic); !s.ok()) return s;
       }
+      if (topics["changelog"]) {
+        if (auto s = ReadString(file, topics["changelog"], &k.changelog_topic); !s.ok()) return s;
+      }
     }
     if (const YAML::Node props = kafka["properties"]) {
       if (!props.IsMap()) return ErrorAt(file, props, "expected a mapping of librdkafka properties");
       for (const auto& kv : props) {
         if (!kv.second.IsScalar()) return ErrorAt(file, kv.second, "expected a scalar value");
         // These carry cxpulse's delivery guarantees; they have their own keys or are fixed.
-        for (const char* owned : {"group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store"}) {
+        for (const char* owned : {"group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store",
+                                  "transactional.id", "isolation.level"}) {
           if (kv.first.Scalar() == owned) {
             return ErrorAt(file, kv.first, Cat("\"", owned, "\" is set by cxpulse (use kafka.brokers / kafka.group_id)"));
           }
@@ -217,7 +221,7 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
   if (const YAML::Node engine = root["engine"]) {
     EngineConfig& e = config->engine;
     if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval", "max_future_skew",
-                                           "max_keys_per_rule", "centre_max_held_events"});
+                                           "max_keys_per_rule", "centre_max_held_events", "delivery"});
         !s.ok()) {
       return s;
     }
@@ -242,6 +246,13 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
     if (engine["max_future_skew"]) {
       if (auto s = ReadDuration(file, engine["max_future_skew"], &e.max_future_skew); !s.ok()) return s;
     }
+    if (const YAML::Node delivery = engine["delivery"]) {
+      std::string d;
+      if (auto s = ReadString(file, delivery, &d); !s.ok()) return s;
+      if (d == "exactly_once") e.delivery = Delivery::kExactlyOnce;
+      else if (d == "at_least_once") e.delivery = Delivery::kAtLeastOnce;
+      else return ErrorAt(file, delivery, Cat("unknown delivery \"", d, "\" (exactly_once or at_least_once)"));
+    }
     if (engine["centre_max_held_events"]) {
       int n = 0;
       if (auto s = ReadInt(file, engine["centre_max_held_events"], &n); !s.ok()) return s;
@@ -262,6 +273,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& n
   try {
     YAML::Node root = YAML::Load(text);
     if (absl::Status s = Parse(name, root, base_dir, &config); !s.ok()) return s;
+    if (config.kafka.changelog_topic.empty()) config.kafka.changelog_topic = config.kafka.group_id + "-changelog";
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(Cat(Where(name, e.mark), ": ", e.msg));
   }

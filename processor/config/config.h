@@ -20,17 +20,33 @@ struct KafkaConfig {
   std::string input_topic = "cx.interactions";
   std::string findings_topic = "cx.findings";
   std::string dead_letter_topic = "cx.deadletter";
+  // The compacted topic that holds the rules' and KPIs' state, co-partitioned
+  // with the input (daemon/changelog.h). Default "<group_id>-changelog", as
+  // Kafka Streams names its changelogs after the application.
+  std::string changelog_topic;
   // Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, ...),
   // applied last so they override cxpulse's own defaults.
   std::map<std::string, std::string> properties;
 };
 
+// What a finding's delivery promises (README.md, "Delivery").
+enum class Delivery {
+  // Findings, dead letters, state and input offsets commit in one Kafka
+  // transaction per commit interval: read_committed readers see each once.
+  kExactlyOnce,
+  // Offsets are committed after what they produced is delivered; a crash
+  // may repeat findings, with the same finding_id.
+  kAtLeastOnce,
+};
+
 struct EngineConfig {
+  Delivery delivery = Delivery::kExactlyOnce;
   Micros allowed_lateness = 30 * kMicrosPerSecond;
   // A partition with no events for this long lets its watermark follow the
   // wall clock, so absence rules still fire on a quiet partition.
   Micros idle_partition_timeout = 10 * kMicrosPerSecond;
-  // At-least-once: findings are flushed and input offsets committed this often.
+  // Transactions commit (exactly once), or findings are flushed and input
+  // offsets committed (at least once), this often; state is checkpointed as often.
   Micros commit_interval = 1 * kMicrosPerSecond;
   // Events stamped further than this ahead of the wall clock are invalid.
   Micros max_future_skew = 5 * 60 * kMicrosPerSecond;

@@ -1,5 +1,6 @@
 #include "daemon/pipeline.h"
 
+#include <random>
 #include <thread>
 
 #include "common/strings.h"
@@ -9,6 +10,12 @@ namespace cxpulse {
 namespace {
 
 constexpr Micros kLagInterval = kMicrosPerSecond;
+
+std::string RandomHex64() {
+  std::random_device random;
+  const uint64_t v = uint64_t{random()} << 32 | random();
+  return fmt::format("{:016x}", v);
+}
 constexpr auto kAckTimeout = std::chrono::seconds(60);
 
 }  // namespace
@@ -45,15 +52,22 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
   p->consumer_ = *std::move(consumer);
   rd_kafka_poll_set_consumer(p->consumer_.get());
 
+  if (absl::Status s = p->CheckChangelog(); !s.ok()) return s;
+
   p->rules_ = rules;
   p->stats_.resize(static_cast<size_t>(shards));
+  // Exactly once: one transactional producer per shard, named as Kafka
+  // Streams' exactly-once v2 names its threads' producers: fencing a member
+  // that lost its partitions is the group generation's job (KIP-447), so the
+  // id need not follow the partitions, only be unique to this process.
+  const std::string instance = RandomHex64();
   p->queue_labels_ = std::make_unique<QueueLabels>(config.kpi);
   for (int i = 0; i < shards; ++i) {
     // Each shard evaluates its own copy: an Expression's scratch is single-threaded.
     auto copy = std::make_shared<const RuleSet>(*rules);
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(
         i, config, bootstrap, copy, p->stats_[static_cast<size_t>(i)].For(*copy), p->queue_labels_.get(),
-        p->consumer_.get(), &p->offsets_, clock);
+        p->consumer_.get(), &p->offsets_, clock, Cat(config.kafka.group_id, "-", instance, "-", i));
     if (!shard.ok()) return shard.status();
     p->shards_.push_back(*std::move(shard));
   }
@@ -249,7 +263,33 @@ void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& 
   }
 }
 
+absl::Status Pipeline::CheckChangelog() {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  constexpr int kMetadataTimeoutMs = 30'000;
+  if (rd_kafka_resp_err_t err = rd_kafka_metadata(consumer_.get(), 1, nullptr, &metadata, kMetadataTimeoutMs); err) {
+    return absl::UnavailableError(Cat("cluster metadata: ", rd_kafka_err2str(err)));
+  }
+  int input = -1, changelog = -1;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    const rd_kafka_metadata_topic_t& t = metadata->topics[i];
+    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    if (config_.kafka.input_topic == t.topic) input = t.partition_cnt;
+    if (config_.kafka.changelog_topic == t.topic) changelog = t.partition_cnt;
+  }
+  rd_kafka_metadata_destroy(metadata);
+  // Partition p's state lives in changelog partition p: the counts must match.
+  if (input > 0 && changelog != input) {
+    return absl::FailedPreconditionError(
+        Cat("changelog topic ", config_.kafka.changelog_topic,
+            changelog < 0 ? " does not exist" : Cat(" has ", changelog, " partitions"), "; it must have the ", input,
+            " partitions of ", config_.kafka.input_topic, " and cleanup.policy=compact (README.md, \"Delivery\")"));
+  }
+  return absl::OkStatus();
+}
+
 void Pipeline::Commit(bool handover) {
+  // Exactly once, the offsets go with each shard's transaction.
+  if (config_.engine.delivery == Delivery::kExactlyOnce) return;
   std::vector<std::pair<int32_t, int64_t>> offsets;
   for (int32_t p : assigned_) {
     const int64_t next = offsets_.committable[p].load(std::memory_order_acquire);
@@ -292,6 +332,12 @@ absl::Status Pipeline::Readiness() const {
     if (s->failed()) return absl::UnavailableError(Cat("a shard failed: ", Message(s->status())));
   }
   if (awaiting_assignment_) return absl::UnavailableError("waiting for partition assignment");
+  int restoring = 0;
+  for (const auto& s : shards_) restoring += s->restoring();
+  if (restoring > 0) {
+    const auto total = static_cast<int>(assigned_.size());
+    return absl::UnavailableError(Cat("restoring state (", total - restoring, " of ", total, " partitions)"));
+  }
   return absl::OkStatus();
 }
 

@@ -58,9 +58,9 @@ class Pipeline {
   bool AllAtEnd() const;
   bool assigned() const { return !assigned_.empty(); }
   // /readyz: OK once the group has given this process its partitions (none
-  // is an answer too: a standby member) and the shards hold them; otherwise
-  // why not (joining or rebalancing, draining, a shard failed). Rule state
-  // has nothing to restore yet (no changelog), so holding is enough.
+  // is an answer too: a standby member) and the shards have restored their
+  // state; otherwise why not (joining or rebalancing, restoring state,
+  // draining, a shard failed).
   absl::Status Readiness() const;
   uint64_t events() const;
   uint64_t dead_letters() const;
@@ -83,6 +83,8 @@ class Pipeline {
   // owner starts from what is committed now.
   void Commit(bool handover);
   void UpdateLag();
+  // The changelog topic exists with the input's partition count.
+  absl::Status CheckChangelog();
   // Starts the centre stage while this process holds partition 0 (once a
   // previous run has finished), joins a run that has finished, hands it
   // rules a reload could not post, and publishes its gauges. Never waits.

@@ -15,6 +15,10 @@ constexpr int kFlushTimeoutMs = 30'000;
 // newest is replaced (it only commits later). Deliveries time out first
 // (message.timeout.ms), which stops the shard.
 constexpr size_t kMaxPendingCheckpoints = 64;
+// Transactions and their parts: how long one call may wait for the brokers.
+constexpr int kTxnTimeoutMs = 30'000;
+// Reading one partition's changelog back.
+constexpr Micros kRestoreTimeout = 120 * kMicrosPerSecond;
 
 }  // namespace
 
@@ -31,17 +35,41 @@ std::string_view DeadLetterReasonName(DeadLetterReason r) {
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& config, const std::string& bootstrap,
                                                      std::shared_ptr<const RuleSet> rules,
                                                      std::vector<RuleStats*> stats, QueueLabels* queues,
-                                                     rd_kafka_t* consumer, Offsets* offsets, const Clock* clock) {
+                                                     rd_kafka_t* consumer, Offsets* offsets, const Clock* clock,
+                                                     const std::string& transactional_id) {
   std::unique_ptr<Shard> s(new Shard());
   s->index_ = index;
   s->config_ = config;
   s->clock_ = clock;
   s->offsets_ = offsets;
+  s->consumer_ = consumer;
+  s->exactly_once_ = config.engine.delivery == Delivery::kExactlyOnce;
   KafkaProperties props = {{"bootstrap.servers", bootstrap}, {"client.id", Cat("cxpulse-shard-", index)}};
-  for (const auto& [k, v] : config.kafka.properties) props[k] = v;
+  if (s->exactly_once_) {
+    props["transactional.id"] = transactional_id;
+    // An instance that dies leaves its transaction open; read_committed
+    // readers wait for the broker to abort it, after this long (Kafka
+    // Streams' exactly-once default).
+    props["transaction.timeout.ms"] = "10000";
+  }
+  KafkaProperties reader_props = {{"bootstrap.servers", bootstrap},
+                                  {"client.id", Cat("cxpulse-restore-", index)},
+                                  {"group.id", Cat(config.kafka.group_id, ".restore")}};  // never joined
+  for (const auto& [k, v] : config.kafka.properties) props[k] = reader_props[k] = v;
   absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(props);
   if (!producer.ok()) return producer.status();
   s->producer_ = *std::move(producer);
+  if (s->exactly_once_) {
+    if (absl::Status st = s->producer_->InitTransactions(kTxnTimeoutMs); !st.ok()) {
+      return absl::UnavailableError(Cat(Message(st), " (engine.delivery: exactly_once needs a cluster with "
+                                                     "transactions; at_least_once works without)"));
+    }
+    if (absl::Status st = s->producer_->BeginTransaction(); !st.ok()) return st;
+  }
+  absl::StatusOr<std::unique_ptr<ChangelogReader>> restorer =
+      ChangelogReader::Create(reader_props, config.kafka.changelog_topic, s->exactly_once_);
+  if (!restorer.ok()) return restorer.status();
+  s->restorer_ = *std::move(restorer);
   Shard* shard = s.get();
   s->sink_ = std::make_unique<KafkaFindingSink>(s->producer_.get(), config.kafka.findings_topic,
                                                 [shard](absl::Status failure) { shard->Fail(std::move(failure)); });
@@ -49,12 +77,14 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
       std::move(rules),
       // The centre-wide rules run in the centre stage, over every partition.
       EngineOptions{config.engine.allowed_lateness, config.engine.idle_partition_timeout,
-                    static_cast<size_t>(config.engine.max_keys_per_rule), ScopeSelector::kCustomer},
+                    static_cast<size_t>(config.engine.max_keys_per_rule), ScopeSelector::kCustomer,
+                    /*track_changes=*/true},
       s->sink_.get(), std::move(stats));
   s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.allowed_lateness,
                                            config.engine.idle_partition_timeout);
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
+  s->restored_through_.assign(kMaxPartitions, -1);
   return s;
 }
 
@@ -90,6 +120,7 @@ void Shard::Run() {
     // Commands first: an assignment is posted before its partition is
     // forwarded here, so every message below belongs to a known partition.
     DrainCommands();
+    RestoreAssigned();
     const auto started = std::chrono::steady_clock::now();
     const Micros now = clock_->Now();
     for (ssize_t i = 0; i < n; ++i) {
@@ -101,10 +132,10 @@ void Shard::Run() {
     kpi_->Tick(now);
     producer_->Poll();  // serves delivery reports
     if (now - last_checkpoint >= config_.engine.commit_interval) {
-      MarkCheckpoint();
+      Commit();
       last_checkpoint = now;
     }
-    PublishDelivered();
+    if (!exactly_once_) PublishDelivered();
     if (n > 0) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       size_t b = 0;
@@ -116,6 +147,7 @@ void Shard::Run() {
     }
   }
   DrainCommands();
+  RestoreAssigned();  // an assignment that came with the stop still writes what it restored
   if (fatal_.ok()) Checkpoint();
 }
 
@@ -123,15 +155,19 @@ void Shard::DrainCommands() {
   while (std::optional<ShardCommand> c = commands_.TryPop()) {
     const int32_t p = c->partition;
     if (c->kind == ShardCommand::Kind::kAssign) {
+      // Acknowledged before its state is read back, so the control thread
+      // never waits on the changelog; its records wait in this shard's
+      // queue meanwhile (RestoreAssigned runs before the next batch).
       owned_.push_back(p);
       next_[static_cast<size_t>(p)] = -1;
-      // Not known to be at its end until the consumer says so (its EOF).
-      engine_->SetAtEnd(p, false, clock_->Now());
-      kpi_->SetAtEnd(p, false, clock_->Now());
+      restored_through_[static_cast<size_t>(p)] = -1;
+      restoring_.push_back(p);
+      restoring_count_.store(static_cast<int>(restoring_.size()), std::memory_order_release);
     } else if (c->kind == ShardCommand::Kind::kRevoke) {
-      // Publish what is delivered before the partition goes, then let its
-      // state go with it (the next owner starts it empty until the
-      // changelog exists).
+      // Commit (or publish what is delivered) with the partition's state
+      // written, then let the state go: its next owner reads it back.
+      std::erase(restoring_, p);
+      restoring_count_.store(static_cast<int>(restoring_.size()), std::memory_order_release);
       Checkpoint();
       engine_->DropPartition(p);
       kpi_->DropPartition(p);
@@ -169,6 +205,12 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
     offsets_->at_end[p].store(false, std::memory_order_relaxed);
     engine_->SetAtEnd(p, false, now);
     kpi_->SetAtEnd(p, false, now);
+  }
+  if (msg.offset < restored_through_[static_cast<size_t>(p)]) {
+    // Read again after a restart whose state already holds it (at least
+    // once, or a cluster that does not keep transactional offsets).
+    ShardCounters::Add(counters_.restore_skipped);
+    return;
   }
 
   const cx::v1::InteractionEvent* decoded = decoder_.Decode(msg.payload, msg.len);
@@ -211,41 +253,188 @@ void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, s
   if (!s.ok()) Fail(s);
 }
 
-// The shard does not wait for its findings here: waiting (a flush) held every
-// record arriving meanwhile for a produce round trip, once a commit_interval
-// (BENCHMARKS.md (d)). An offset still becomes committable only once every
-// finding and dead letter produced before it is delivered.
+void Shard::RestoreAssigned() {
+  while (!restoring_.empty() && fatal_.ok()) {
+    const int32_t p = restoring_.front();
+    Restore(p);
+    restoring_.erase(restoring_.begin());
+    restoring_count_.store(static_cast<int>(restoring_.size()), std::memory_order_release);
+    // Not known to be at its end until the consumer says so (its EOF).
+    engine_->SetAtEnd(p, false, clock_->Now());
+    kpi_->SetAtEnd(p, false, clock_->Now());
+  }
+}
+
+void Shard::Restore(int32_t p) {
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<RestoredState> state = restorer_->Read(p, kRestoreTimeout);
+  if (!state.ok()) {
+    return Fail(absl::UnavailableError(Cat("state of ", config_.kafka.input_topic, " [", p,
+                                           "] not restored: ", Message(state.status()))));
+  }
+  const Micros now = clock_->Now();
+  std::array<uint64_t, static_cast<size_t>(RestoreDrop::kCount)> dropped{};
+  for (const auto& [key, value] : state->records) {
+    RestoreDrop d = RestoreDrop::kMalformed;
+    if (key == kPositionKey) {
+      const std::optional<int64_t> next = DecodePosition(value);
+      d = next ? RestoreDrop::kNone : RestoreDrop::kUnknownVersion;
+      if (next) restored_through_[static_cast<size_t>(p)] = *next;
+    } else if (key[0] == kEngineRecord) {
+      d = engine_->Restore(p, key, value, now);
+    } else if (key[0] == kKpiRecord) {
+      d = kpi_->Restore(p, key, value, now);
+    }
+    ++dropped[static_cast<size_t>(d)];
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ShardCounters::Add(counters_.restored_partitions);
+  ShardCounters::Add(counters_.restored_records, state->records_read);
+  ShardCounters::Add(counters_.restored_bytes, state->bytes_read);
+  counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
+                                  std::memory_order_relaxed);
+  std::string drops;
+  for (size_t d = 1; d < dropped.size(); ++d) {
+    if (dropped[d] == 0) continue;
+    ShardCounters::Add(counters_.restore_dropped[d], dropped[d]);
+    Append(&drops, drops.empty() ? "; dropped " : ", ", dropped[d], " ", RestoreDropName(static_cast<RestoreDrop>(d)));
+  }
+  if (state->incomplete > 0) Append(&drops, drops.empty() ? "; " : ", ", state->incomplete, " of an unfinished checkpoint");
+  spdlog::info("shard {}: restored {} [{}] in {:.3f}s: {} records taken of {} read ({} bytes), resuming at offset {}{}",
+               index_, config_.kafka.input_topic, p, seconds, dropped[0], state->records_read, state->bytes_read,
+               restored_through_[static_cast<size_t>(p)], drops);
+}
+
+void Shard::WriteState(const std::function<StateWriter&(int32_t)>& out) {
+  for (int32_t p : owned_) {
+    const int64_t next = next_[static_cast<size_t>(p)];
+    if (next < 0) continue;  // nothing read since assignment: its state is what was restored
+    StateWriter& w = out(p);
+    engine_->Checkpoint(p, w);
+    kpi_->Checkpoint(p, w);
+    w.Put(kPositionKey, EncodePosition(next));  // last: a restore takes the records up to here
+  }
+}
+
+void Shard::Commit() {
+  if (!exactly_once_) return MarkCheckpoint();
+  if (!fatal_.ok()) return;
+  uint64_t records = 0, bytes = 0;
+  absl::Status written;
+  std::optional<ChangelogWriter> writer;
+  WriteState([&](int32_t p) -> StateWriter& {
+    if (writer) {
+      records += writer->records();
+      bytes += writer->bytes();
+      if (written.ok()) written = writer->status();
+    }
+    return writer.emplace(producer_.get(), config_.kafka.changelog_topic, p);
+  });
+  if (writer) {
+    records += writer->records();
+    bytes += writer->bytes();
+    if (written.ok()) written = writer->status();
+  }
+  if (!written.ok()) return Fail(written);
+  ShardCounters::Add(counters_.state_records, records);
+  ShardCounters::Add(counters_.state_bytes, bytes);
+
+  PartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
+  std::vector<std::pair<int32_t, int64_t>> committed;
+  for (int32_t p : owned_) {
+    const int64_t next = next_[static_cast<size_t>(p)];
+    if (next < 0) continue;
+    rd_kafka_topic_partition_list_add(offsets.get(), config_.kafka.input_topic.c_str(), p)->offset = next;
+    committed.emplace_back(p, next);
+  }
+  // A retriable failure is tried again, a failure that needs an abort (or
+  // any other) stops the shard: its state is ahead of what is committed, and
+  // a restart reads back the state of the last committed transaction.
+  auto attempt = [&](auto call) {
+    absl::Status st;
+    for (int tries = 0; tries < 10; ++tries) {
+      st = call();
+      if (!absl::IsUnavailable(st)) break;
+      spdlog::warn("shard {}: {}; trying again", index_, Message(st));
+    }
+    return st;
+  };
+  absl::Status st;
+  if (!committed.empty()) st = attempt([&] { return producer_->SendOffsets(consumer_, offsets.get(), kTxnTimeoutMs); });
+  if (st.ok()) st = attempt([&] { return producer_->CommitTransaction(kTxnTimeoutMs); });
+  if (!st.ok()) {
+    if (absl::IsAborted(st)) (void)producer_->AbortTransaction(kTxnTimeoutMs);
+    return Fail(absl::DataLossError(Cat(Message(st), "; nothing of this transaction is committed, and a restart "
+                                                     "resumes from the last one that was")));
+  }
+  ShardCounters::Add(counters_.transactions);
+  for (const auto& [p, next] : committed) offsets_->committable[p].store(next, std::memory_order_release);
+  if (absl::Status b = producer_->BeginTransaction(); !b.ok()) Fail(b);
+}
+
+// At least once, the shard does not wait for its findings here: waiting (a
+// flush) held every record arriving meanwhile for a produce round trip, once
+// a commit_interval (BENCHMARKS.md (d)). An offset still becomes committable
+// only once every finding and dead letter produced before it, and then the
+// state that reflects it, are delivered: state is never ahead of findings.
 void Shard::MarkCheckpoint() {
-  PendingCheckpoint c{producer_->Mark(), {}};
+  PendingCheckpoint c{producer_->Mark(), {}, std::make_unique<ChangelogBatch>()};
   for (int32_t p : owned_) {
     const int64_t next = next_[static_cast<size_t>(p)];
     if (next >= 0) c.next.emplace_back(p, next);
   }
-  if (pending_.size() < kMaxPendingCheckpoints) pending_.push_back(std::move(c));
-  else pending_.back() = std::move(c);
+  WriteState([&](int32_t p) -> StateWriter& { return c.state->For(p); });
+  if (pending_.size() < kMaxPendingCheckpoints) {
+    pending_.push_back(std::move(c));
+  } else {
+    // The newest takes the place of the one before it, whose state records
+    // go first, after the findings of both.
+    PendingCheckpoint& last = pending_.back();
+    if (last.state) last.state->Append(std::move(*c.state));
+    else last.state = std::move(c.state);  // its own already went; the later mark covers them
+    last.mark = c.mark;
+    last.next = std::move(c.next);
+  }
 }
 
 void Shard::PublishDelivered() {
   if (!fatal_.ok()) return;
-  // Any delivery failure means a finding or dead letter was lost: stop
-  // before anything past it is committed.
+  // Any delivery failure means a finding, dead letter or state record was
+  // lost: stop before anything past it is committed.
   if (producer_->delivery_failures() != failures_seen_) {
     failures_seen_ = producer_->delivery_failures();
-    return Fail(absl::DataLossError("findings or dead letters could not be delivered; input offsets not committed"));
+    return Fail(absl::DataLossError(
+        "findings, dead letters or state could not be delivered; input offsets not committed"));
   }
   while (!pending_.empty() && producer_->DeliveredThrough(pending_.front().mark)) {
-    for (const auto& [p, next] : pending_.front().next) offsets_->committable[p].store(next, std::memory_order_release);
+    PendingCheckpoint& c = pending_.front();
+    if (c.state) {
+      // Its findings are delivered: now its state, under a mark of its own.
+      const size_t records = c.state->size();
+      const uint64_t bytes = c.state->bytes();
+      if (absl::Status s = c.state->Send(producer_.get(), config_.kafka.changelog_topic); !s.ok()) return Fail(s);
+      ShardCounters::Add(counters_.state_records, records);
+      ShardCounters::Add(counters_.state_bytes, bytes);
+      c.state.reset();
+      c.mark = producer_->Mark();
+      continue;
+    }
+    for (const auto& [p, next] : c.next) offsets_->committable[p].store(next, std::memory_order_release);
     pending_.pop_front();
   }
 }
 
 void Shard::Checkpoint() {
   if (!fatal_.ok()) return;
+  if (exactly_once_) return Commit();
   MarkCheckpoint();
-  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
-    return Fail(absl::DataLossError(Cat(Message(s), "; input offsets not committed")));
+  // Twice: the findings, then the state sent once they are delivered.
+  for (int round = 0; round < 2 && fatal_.ok(); ++round) {
+    if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
+      return Fail(absl::DataLossError(Cat(Message(s), "; input offsets not committed")));
+    }
+    PublishDelivered();  // everything flushed is delivered or failed now
   }
-  PublishDelivered();  // everything is delivered or failed now
 }
 
 }  // namespace cxpulse

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "common/time.h"
 #include "config/config.h"
 #include "cx/v1/event.pb.h"
+#include "daemon/changelog.h"
 #include "daemon/event_decoder.h"
 #include "daemon/kafka_finding_sink.h"
 #include "daemon/spsc_ring.h"
@@ -53,6 +55,16 @@ struct alignas(64) ShardCounters {
   std::array<Counter, kBatchBuckets.size() + 1> batch_buckets{};  // last: +Inf
   Counter batch_count{0};
   std::atomic<double> batch_seconds{0};
+  // Durable state (daemon/changelog.h).
+  Counter restored_partitions{0};
+  Counter restored_records{0};  // read back, superseded values and tombstones included
+  Counter restored_bytes{0};
+  std::atomic<double> restore_seconds{0};
+  std::array<Counter, static_cast<size_t>(RestoreDrop::kCount)> restore_dropped{};
+  Counter restore_skipped{0};  // input records the restored state already reflected
+  Counter state_records{0};    // written to the changelog, tombstones included
+  Counter state_bytes{0};
+  Counter transactions{0};  // committed (exactly once)
 
   static void Add(Counter& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 };
@@ -86,11 +98,13 @@ class Shard {
   static absl::StatusOr<std::unique_ptr<Shard>> Create(int index, const Config& config, const std::string& bootstrap,
                                                        std::shared_ptr<const RuleSet> rules,
                                                        std::vector<RuleStats*> stats, QueueLabels* queues,
-                                                       rd_kafka_t* consumer, Offsets* offsets, const Clock* clock);
+                                                       rd_kafka_t* consumer, Offsets* offsets, const Clock* clock,
+                                                       const std::string& transactional_id);
   ~Shard();
 
   void Start();
-  // Asks the thread to drain (finish the batch, flush, publish offsets) and joins it.
+  // Asks the thread to drain (finish the batch, checkpoint, commit or publish
+  // offsets) and joins it.
   void Stop();
 
   // Control thread: queue a command; false if the ring is full, and then
@@ -100,6 +114,8 @@ class Shard {
   // The queue its partitions are forwarded into.
   rd_kafka_queue_t* queue() const { return queue_.get(); }
   bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Partitions assigned whose state is not yet restored (/readyz).
+  int restoring() const { return restoring_count_.load(std::memory_order_acquire); }
   // Valid once failed() is true (or after Stop()).
   const absl::Status& status() const { return fatal_; }
 
@@ -113,20 +129,35 @@ class Shard {
   void DrainCommands();
   void Handle(const rd_kafka_message_t& msg, Micros now);
   void DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail);
-  // Every commit_interval, without waiting: notes each owned partition's
-  // next offset under a producer delivery mark.
+  // Reads back the state of the partitions just assigned, before any of
+  // their events (and tells the engine and KPIs they are not at their end).
+  void RestoreAssigned();
+  void Restore(int32_t partition);
+  // Every commit_interval. Exactly once: writes the changed state and each
+  // partition's position into the transaction, adds the input offsets, and
+  // commits it (waiting for the brokers). At least once: MarkCheckpoint.
+  void Commit();
+  // The changed state of every owned partition, each ending with its
+  // position record, written to `out`'s partitions.
+  void WriteState(const std::function<StateWriter&(int32_t)>& out);
+  // At least once, without waiting: stages the changed state and notes each
+  // owned partition's next offset under a producer delivery mark.
   void MarkCheckpoint();
-  // Publishes as committable the offsets of every noted checkpoint whose
-  // findings and dead letters are all delivered; stops the shard instead if
-  // any delivery failed.
+  // At least once: a noted checkpoint whose findings and dead letters are
+  // all delivered sends its staged state; once that is delivered too, its
+  // offsets are published as committable. Stops the shard instead if any
+  // delivery failed.
   void PublishDelivered();
-  // Waits (revocation, stop): flushes the producer, then publishes what is
-  // processed.
+  // Waits (revocation, stop): commits the transaction, or flushes the
+  // producer and publishes what is processed.
   void Checkpoint();
   void Fail(absl::Status s);
 
   int index_ = 0;
   Config config_;
+  bool exactly_once_ = false;
+  rd_kafka_t* consumer_ = nullptr;  // the group's: its metadata goes with the transaction's offsets
+  std::unique_ptr<ChangelogReader> restorer_;
   const Clock* clock_ = nullptr;
   Offsets* offsets_ = nullptr;
   std::unique_ptr<Producer> producer_;
@@ -137,10 +168,15 @@ class Shard {
   EventDecoder decoder_;
   std::vector<int32_t> owned_;      // partitions this shard owns now
   std::vector<int64_t> next_;       // next offset to process, by partition (-1: none yet)
+  std::vector<int32_t> restoring_;  // assigned, state not yet read back
+  std::atomic<int> restoring_count_{0};
+  // By partition: input offsets below this are already in the restored state.
+  std::vector<int64_t> restored_through_;
   // Checkpoints noted, oldest first, whose output may still be in flight.
   struct PendingCheckpoint {
     uint64_t mark = 0;                                // Producer::Mark()
     std::vector<std::pair<int32_t, int64_t>> next;  // partition, next offset
+    std::unique_ptr<ChangelogBatch> state;          // sent once the findings before `mark` are delivered
   };
   std::deque<PendingCheckpoint> pending_;
   uint64_t failures_seen_ = 0;

@@ -117,6 +117,57 @@ absl::Status Producer::Flush(int timeout_ms) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Takes `error` (null: success) into a status whose code says what to do next.
+absl::Status TxnStatus(std::string_view what, rd_kafka_error_t* error) {
+  if (error == nullptr) return absl::OkStatus();
+  const std::string text = Cat(what, ": ", rd_kafka_error_string(error));
+  absl::Status s;
+  if (rd_kafka_error_is_fatal(error)) {
+    s = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__FENCED ||
+                rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
+            ? absl::FailedPreconditionError(Cat(text, " (fenced: another instance has this producer's id)"))
+            : absl::InternalError(text);
+  } else if (rd_kafka_error_txn_requires_abort(error)) {
+    s = absl::AbortedError(text);
+  } else if (rd_kafka_error_is_retriable(error)) {
+    s = absl::UnavailableError(text);
+  } else {
+    s = absl::InternalError(text);
+  }
+  rd_kafka_error_destroy(error);
+  return s;
+}
+
+}  // namespace
+
+absl::Status Producer::InitTransactions(int timeout_ms) {
+  return TxnStatus("init transactions", rd_kafka_init_transactions(rk_.get(), timeout_ms));
+}
+
+absl::Status Producer::BeginTransaction() {
+  return TxnStatus("begin transaction", rd_kafka_begin_transaction(rk_.get()));
+}
+
+absl::Status Producer::SendOffsets(rd_kafka_t* consumer, const rd_kafka_topic_partition_list_t* offsets,
+                                   int timeout_ms) {
+  rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer);
+  absl::Status s = TxnStatus("send offsets to transaction",
+                             rd_kafka_send_offsets_to_transaction(rk_.get(), offsets, group, timeout_ms));
+  rd_kafka_consumer_group_metadata_destroy(group);
+  return s;
+}
+
+absl::Status Producer::CommitTransaction(int timeout_ms) {
+  return TxnStatus("commit transaction", rd_kafka_commit_transaction(rk_.get(), timeout_ms));
+}
+
+absl::Status Producer::AbortTransaction(int timeout_ms) {
+  return TxnStatus("abort transaction", rd_kafka_abort_transaction(rk_.get(), timeout_ms));
+}
+
 absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(int brokers) {
   absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf({{"log_level", "3"}});
   if (!conf.ok()) return conf.status();

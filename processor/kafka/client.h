@@ -64,6 +64,20 @@ class Producer {
   uint64_t Mark();
   bool DeliveredThrough(uint64_t mark) const { return mark < first_open_; }
 
+  // Transactions, for a producer created with a `transactional.id`. A
+  // failure's code says what the caller may do: kUnavailable, retry the same
+  // call; kAborted, the transaction must be aborted; anything else is fatal
+  // for this producer (kFailedPrecondition: fenced by a newer instance).
+  [[nodiscard]] absl::Status InitTransactions(int timeout_ms);
+  [[nodiscard]] absl::Status BeginTransaction();
+  // Commits `offsets` (next offsets to read) of `consumer`'s group with the
+  // transaction, under the group's current generation (KIP-447), so a member
+  // that lost the partitions in a rebalance cannot commit them.
+  [[nodiscard]] absl::Status SendOffsets(rd_kafka_t* consumer, const rd_kafka_topic_partition_list_t* offsets,
+                                         int timeout_ms);
+  [[nodiscard]] absl::Status CommitTransaction(int timeout_ms);
+  [[nodiscard]] absl::Status AbortTransaction(int timeout_ms);
+
  private:
   Producer() = default;
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);

@@ -93,6 +93,46 @@ std::vector<MetricFamily> ShardMetrics::Collect() const {
   batch.metric.push_back(std::move(h));
   out.push_back(std::move(batch));
 
+  // Durable state (daemon/changelog.h).
+  auto counter = [&](const char* name, const char* help, auto get) {
+    auto f = Family(name, help, MetricType::Counter);
+    Add(&f, {}, Sum(shards, [&](const Shard& s) { return get(s.counters()); }));
+    out.push_back(std::move(f));
+  };
+  auto relaxed = [](const auto& atomic) { return atomic.load(std::memory_order_relaxed); };
+  counter("cxpulse_state_restore_partitions_total", "Partitions whose state was read back from the changelog.",
+          [&](const ShardCounters& c) { return relaxed(c.restored_partitions); });
+  counter("cxpulse_state_restore_records_total",
+          "Changelog records read back, superseded values and tombstones included.",
+          [&](const ShardCounters& c) { return relaxed(c.restored_records); });
+  counter("cxpulse_state_restore_bytes_total", "Bytes of changelog keys and values read back.",
+          [&](const ShardCounters& c) { return relaxed(c.restored_bytes); });
+  counter("cxpulse_state_restore_seconds_total", "Time spent reading state back from the changelog.",
+          [&](const ShardCounters& c) { return relaxed(c.restore_seconds); });
+  counter("cxpulse_state_restore_skipped_records_total",
+          "Input records read again after a restore whose state already held them, and not evaluated again.",
+          [&](const ShardCounters& c) { return relaxed(c.restore_skipped); });
+  counter("cxpulse_state_changelog_records_total", "State records (tombstones included) written to the changelog.",
+          [&](const ShardCounters& c) { return relaxed(c.state_records); });
+  counter("cxpulse_state_changelog_bytes_total", "Bytes of state keys and values written to the changelog.",
+          [&](const ShardCounters& c) { return relaxed(c.state_bytes); });
+  counter("cxpulse_transactions_total", "Kafka transactions committed (engine.delivery: exactly_once).",
+          [&](const ShardCounters& c) { return relaxed(c.transactions); });
+  auto dropped = Family("cxpulse_state_restore_dropped_total",
+                        "Changelog records not taken on restore, by reason (a rule changed or removed, an unknown "
+                        "format version, malformed bytes, the key limit).",
+                        MetricType::Counter);
+  for (size_t d = 1; d < static_cast<size_t>(RestoreDrop::kCount); ++d) {
+    Add(&dropped, {{"reason", std::string(RestoreDropName(static_cast<RestoreDrop>(d)))}},
+        Sum(shards, [&](const Shard& s) { return relaxed(s.counters().restore_dropped[d]); }));
+  }
+  out.push_back(std::move(dropped));
+  auto restoring = Family("cxpulse_state_restoring_partitions",
+                          "Partitions assigned whose state is still being read back (/readyz is 503 meanwhile).",
+                          MetricType::Gauge);
+  Add(&restoring, {}, Sum(shards, [](const Shard& s) { return s.restoring(); }));
+  out.push_back(std::move(restoring));
+
   // Per rule, summed over shards (every shard runs the same rule set).
   auto findings = Family("cxpulse_findings_total", "Findings written to the findings topic, by rule, family and severity.",
                          MetricType::Counter);

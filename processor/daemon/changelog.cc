@@ -1,0 +1,142 @@
+#include "daemon/changelog.h"
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "common/strings.h"
+
+namespace cxpulse {
+namespace {
+
+// Position value: format version, then the offset as 8 little-endian bytes.
+constexpr char kPositionVersion = 1;
+constexpr int kPollMs = 100;
+
+}  // namespace
+
+std::string EncodePosition(int64_t next_offset) {
+  std::string out(1 + sizeof(int64_t), '\0');
+  out[0] = kPositionVersion;
+  const auto v = static_cast<uint64_t>(next_offset);
+  for (size_t i = 0; i < sizeof v; ++i) out[1 + i] = static_cast<char>(v >> (8 * i));
+  return out;
+}
+
+std::optional<int64_t> DecodePosition(std::string_view value) {
+  if (value.size() != 1 + sizeof(int64_t) || value[0] != kPositionVersion) return std::nullopt;
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof v; ++i) v |= uint64_t{static_cast<unsigned char>(value[1 + i])} << (8 * i);
+  return static_cast<int64_t>(v);
+}
+
+void ChangelogWriter::Write(std::string_view key, std::string_view value) {
+  if (!status_.ok()) return;
+  status_ = producer_->Produce(topic_, partition_, key, value);
+  ++records_;
+  bytes_ += key.size() + value.size();
+}
+
+StateWriter& ChangelogBatch::For(int32_t partition) { return writer_.emplace(this, partition); }
+
+void ChangelogBatch::Append(ChangelogBatch&& later) {
+  records_.insert(records_.end(), std::make_move_iterator(later.records_.begin()),
+                  std::make_move_iterator(later.records_.end()));
+  bytes_ += later.bytes_;
+  later.records_.clear();
+  later.bytes_ = 0;
+}
+
+absl::Status ChangelogBatch::Send(Producer* producer, const std::string& topic) {
+  for (const Record& r : records_) {
+    ChangelogWriter writer(producer, topic, r.partition);
+    if (r.value) writer.Put(r.key, *r.value);
+    else writer.Erase(r.key);
+    if (!writer.status().ok()) return writer.status();
+  }
+  records_.clear();
+  bytes_ = 0;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ChangelogReader>> ChangelogReader::Create(const KafkaProperties& properties,
+                                                                         std::string topic, bool read_committed) {
+  KafkaProperties props = {{"enable.auto.commit", "false"},
+                           {"enable.partition.eof", "true"},  // the end of what there is to read
+                           {"auto.offset.reset", "earliest"}};
+  for (const auto& [k, v] : properties) props[k] = v;
+  props["isolation.level"] = read_committed ? "read_committed" : "read_uncommitted";
+  absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
+  if (!conf.ok()) return conf.status();
+  absl::StatusOr<KafkaHandle> consumer = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
+  if (!consumer.ok()) return consumer.status();
+  std::unique_ptr<ChangelogReader> r(new ChangelogReader());
+  r->consumer_ = *std::move(consumer);
+  r->topic_ = std::move(topic);
+  rd_kafka_poll_set_consumer(r->consumer_.get());
+  return r;
+}
+
+absl::StatusOr<RestoredState> ChangelogReader::Read(int32_t partition, Micros timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout);
+  const auto ms_left = [&] {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(1, left.count()));
+  };
+  RestoredState out;
+  int64_t low = 0, high = 0;
+  if (rd_kafka_resp_err_t err =
+          rd_kafka_query_watermark_offsets(consumer_.get(), topic_.c_str(), partition, &low, &high, ms_left());
+      err) {
+    return absl::UnavailableError(Cat("changelog ", topic_, " [", partition, "]: ", rd_kafka_err2str(err)));
+  }
+  if (high <= low) return out;  // nothing was ever checkpointed (or all of it compacted away)
+
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get()); err) {
+    return absl::InternalError(Cat("changelog assign: ", rd_kafka_err2str(err)));
+  }
+  // Records since the last position record: taken when the next one comes.
+  std::vector<std::pair<std::string, std::optional<std::string>>> tail;
+  absl::Status failure;
+  for (bool done = false; !done;) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      failure = absl::DeadlineExceededError(Cat("changelog ", topic_, " [", partition, "]: not read within ",
+                                                FormatDuration(timeout), " (", out.records_read, " of about ",
+                                                high - low, " records)"));
+      break;
+    }
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), std::min(kPollMs, ms_left()));
+    if (msg == nullptr) continue;
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      done = true;
+    } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      failure = absl::UnavailableError(Cat("changelog ", topic_, " [", partition, "]: ", rd_kafka_message_errstr(msg)));
+      done = true;
+    } else {
+      ++out.records_read;
+      out.bytes_read += msg->key_len + msg->len;
+      std::string key(static_cast<const char*>(msg->key), msg->key_len);
+      const bool position = key == kPositionKey;
+      if (msg->payload == nullptr) tail.emplace_back(std::move(key), std::nullopt);
+      else tail.emplace_back(std::move(key), std::string(static_cast<const char*>(msg->payload), msg->len));
+      if (position) {
+        for (auto& [k, v] : tail) {
+          if (v) out.records.insert_or_assign(std::move(k), *std::move(v));
+          else out.records.erase(k);
+        }
+        tail.clear();
+      }
+      done = msg->offset >= high - 1;
+    }
+    rd_kafka_message_destroy(msg);
+  }
+  out.incomplete = tail.size();
+  rd_kafka_assign(consumer_.get(), nullptr);
+  if (!failure.ok()) return failure;
+  return out;
+}
+
+}  // namespace cxpulse
