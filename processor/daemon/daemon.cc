@@ -4,6 +4,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <thread>
@@ -34,8 +35,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> StartEmbeddedCluster(const Kafk
 
 namespace {
 
-// How often the control thread serves the consumer (rebalances), commits
-// and checks the shards.
+// How often the Kafka control thread serves the consumer (rebalances),
+// commits and checks the shards.
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 constexpr auto kRuleFilePollInterval = std::chrono::seconds(2);
 
@@ -53,7 +54,8 @@ class StatusLine {
     last_ = now;
     last_events_ = events;
     std::string findings;
-    for (const Rule& rule : pipeline_.rules().rules()) {
+    const std::shared_ptr<const RuleSet> rules = pipeline_.rules();  // held: a reload may replace them
+    for (const Rule& rule : rules->rules()) {
       Append(&findings, findings.empty() ? "" : " ", rule.name, "=", pipeline_.Totals(rule.name).findings);
     }
     return Cat("[", static_cast<int>(std::chrono::duration<double>(now - started_).count()), "s] ",
@@ -140,8 +142,14 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   spdlog::info("metrics on http://{}:{}/metrics", config.admin_address.substr(0, config.admin_address.rfind(':')),
                admin.port());
 
-  absl::Status failure;
+  // The Kafka control thread: serves the consumer (rebalances), commits and
+  // watches the shards, apart from this thread's admin endpoint, signals and
+  // timers, which so keep answering while a rebalance or a commit waits on
+  // the brokers.
+  absl::Status failure;  // the control thread's, read once it has stopped
+  std::atomic<bool> stopping{false};
   auto stop = [&](std::string_view why) {
+    if (stopping.exchange(true)) return;
     spdlog::info("{}: draining (finish batch, flush findings, commit, leave group)", why);
     admin.Close();
     io.stop();
@@ -151,20 +159,18 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
     if (!ec) stop(strsignal(signo));
   });
   pipeline.Start();
-  boost::asio::steady_timer poller(io);
-  std::function<void()> poll = [&] {
-    poller.expires_after(kPollInterval);
-    poller.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
+  std::thread control([&] {
+    while (!stopping.load()) {
       if (absl::Status s = pipeline.Poll(clock.Now()); !s.ok()) {
         failure = s;
-        return stop("a shard failed");
+        return boost::asio::post(io, [&] { stop("a shard failed"); });
       }
-      if (options.exit_when_idle && pipeline.AllAtEnd()) return stop("every assigned partition is at its end");
-      poll();
-    });
-  };
-  poll();
+      if (options.exit_when_idle && pipeline.AllAtEnd()) {
+        return boost::asio::post(io, [&] { stop("every assigned partition is at its end"); });
+      }
+      std::this_thread::sleep_for(kPollInterval);  // the pace of its chores, not a wait for another thread
+    }
+  });
 
   // A change to the rule files reloads them too (polled: works on every
   // filesystem, including config maps mounted by Kubernetes).
@@ -199,6 +205,8 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
   if (options.status_interval > 0) schedule();
 
   io.run();
+  stopping.store(true);
+  control.join();
 
   // A second signal during the drain: the operator does not want to wait.
   boost::asio::io_context drain_io;

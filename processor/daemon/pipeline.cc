@@ -110,7 +110,10 @@ absl::Status Pipeline::Poll(Micros now) {
   for (const auto& s : shards_) {
     if (s->failed() && failure_.ok()) failure_ = s->status();
   }
-  ServeCentre();
+  {
+    std::lock_guard lock(control_);
+    ServeCentre();
+  }
   if (!failure_.ok()) return failure_;
   if (now - last_commit_ >= config_.engine.commit_interval) {
     Commit(/*handover=*/false);
@@ -206,6 +209,7 @@ std::vector<RuleStats*> Pipeline::StatsTable::For(const RuleSet& rules) {
 }
 
 void Pipeline::Reload(std::shared_ptr<const RuleSet> rules) {
+  std::lock_guard lock(control_);
   std::vector<uint64_t> seqs(shards_.size());
   for (size_t i = 0; i < shards_.size(); ++i) {
     auto copy = std::make_shared<const RuleSet>(*rules);
@@ -220,11 +224,13 @@ void Pipeline::Reload(std::shared_ptr<const RuleSet> rules) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
+  // A running centre stage gets them from the Kafka control thread's next
+  // Poll (ServeCentre); a later start takes them anyway.
   rules_ = std::move(rules);
-  ServeCentre();  // posts them to a running centre stage; a later start takes them anyway
 }
 
 Pipeline::RuleTotals Pipeline::Totals(const std::string& rule) const {
+  std::lock_guard lock(control_);
   RuleTotals t;
   auto add = [&](const StatsTable& table) {
     auto it = table.by_name.find(rule);
@@ -242,6 +248,7 @@ Pipeline::RuleTotals Pipeline::Totals(const std::string& rule) const {
 
 void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& partitions) {
   std::vector<uint64_t> last(shards_.size(), 0);
+  std::unique_lock lock(control_);  // posting only: the acknowledgements are awaited without it
   for (int32_t p : partitions) {
     const uint64_t seq = ++next_seq_;
     ShardCommand c{kind, p, seq, nullptr, {}};
@@ -251,6 +258,7 @@ void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& 
     }
     last[OwnerIndex(p)] = seq;
   }
+  lock.unlock();
   // A shard blocked in its poll returns at once and reads its commands.
   for (size_t i = 0; i < shards_.size(); ++i) {
     if (last[i] > 0) rd_kafka_queue_yield(shards_[i]->queue());
@@ -335,7 +343,7 @@ absl::Status Pipeline::Readiness() const {
   int restoring = 0;
   for (const auto& s : shards_) restoring += s->restoring();
   if (restoring > 0) {
-    const auto total = static_cast<int>(assigned_.size());
+    const int total = assigned_count_.load(std::memory_order_acquire);
     return absl::UnavailableError(Cat("restoring state (", total - restoring, " of ", total, " partitions)"));
   }
   return absl::OkStatus();
@@ -358,7 +366,7 @@ void Pipeline::UpdateLag() {
       metrics_->watermark_delay.Get(p).Set(static_cast<double>(clock_->Now() - wm) / kMicrosPerSecond);
     }
   }
-  lag_ = total;
+  lag_.store(total, std::memory_order_relaxed);
 }
 
 void Pipeline::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -398,6 +406,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
     // Partition 0 is the centre stage's lease: whoever holds it runs it.
     if (std::find(partitions.begin(), partitions.end(), 0) != partitions.end()) {
       centre_wanted_ = true;
+      std::lock_guard lock(control_);
       ServeCentre();
     }
     for (int32_t p : partitions) {
@@ -405,6 +414,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
           rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
       rd_kafka_queue_forward(pq.get(), Owner(p).queue());
       assigned_.push_back(p);
+      assigned_count_.store(static_cast<int>(assigned_.size()), std::memory_order_release);
       metrics_->consumer_lag.Get(p).Set(0);
     }
     awaiting_assignment_ = false;
@@ -435,6 +445,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
         rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
     rd_kafka_queue_forward(pq.get(), nullptr);
     std::erase(assigned_, p);
+    assigned_count_.store(static_cast<int>(assigned_.size()), std::memory_order_release);
     metrics_->consumer_lag.Remove(p);
     metrics_->watermark_delay.Remove(p);
   }

@@ -1,5 +1,8 @@
-// Pipeline: the event path's control side. Runs on the control thread: it
-// owns the group consumer, forwards each assigned partition's queue to the
+// Pipeline: the event path's control side. Runs on its own thread (the
+// Kafka control thread, daemon.cc), apart from the admin endpoint's, so a
+// rebalance or a commit that waits on the brokers never holds up /healthz,
+// /readyz or /metrics: those, and a reload, may be called from another
+// thread (under `control_`, or from atomics). It owns the group consumer, forwards each assigned partition's queue to the
 // shard that owns it (partition % shards), serves rebalances, commits the
 // offsets shards mark committable (at-least-once), and computes lag. The
 // shards do the event work on their own threads (daemon/shard.h), the
@@ -9,6 +12,7 @@
 
 #include <deque>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,10 +44,13 @@ class Pipeline {
 
   // Hot reload: gives every shard its own copy of `rules` and waits until
   // each has swapped it in between two batches; the centre stage gets its
-  // copy through its ring, without waiting. State of rules whose name and
+  // copy through its ring, from the next Poll, without waiting. State of rules whose name and
   // version are unchanged is kept.
   void Reload(std::shared_ptr<const RuleSet> rules);
-  const RuleSet& rules() const { return *rules_; }
+  std::shared_ptr<const RuleSet> rules() const {
+    std::lock_guard lock(control_);
+    return rules_;
+  }
   // A rule's statistics summed over the shards and the centre stage (kept
   // by rule name, so they run on across reloads).
   struct RuleTotals {
@@ -56,7 +63,7 @@ class Pipeline {
   // True once partitions are assigned and every one is at its end (and,
   // where this process runs the centre stage, every partition is at its end there).
   bool AllAtEnd() const;
-  bool assigned() const { return !assigned_.empty(); }
+  bool assigned() const { return assigned_count_.load(std::memory_order_acquire) > 0; }
   // /readyz: OK once the group has given this process its partitions (none
   // is an answer too: a standby member) and the shards have restored their
   // state; otherwise why not (joining or rebalancing, restoring state,
@@ -64,7 +71,7 @@ class Pipeline {
   absl::Status Readiness() const;
   uint64_t events() const;
   uint64_t dead_letters() const;
-  int64_t lag() const { return lag_; }
+  int64_t lag() const { return lag_.load(std::memory_order_relaxed); }
   const std::vector<std::unique_ptr<Shard>>& shards() const { return shards_; }
   const CentreStage& centre() const { return *centre_; }
 
@@ -88,6 +95,7 @@ class Pipeline {
   // Starts the centre stage while this process holds partition 0 (once a
   // previous run has finished), joins a run that has finished, hands it
   // rules a reload could not post, and publishes its gauges. Never waits.
+  // With `control_` held.
   void ServeCentre();
   size_t OwnerIndex(int32_t partition) const { return static_cast<size_t>(partition) % shards_.size(); }
   Shard& Owner(int32_t partition) { return *shards_[OwnerIndex(partition)]; }
@@ -100,6 +108,11 @@ class Pipeline {
   };
 
   Config config_;
+  // Held by a reload, and by the Kafka control thread while it posts shard
+  // commands or serves the centre stage: what the admin thread reads of
+  // rules and their statistics, and the shards' command rings (one writer
+  // at a time). Never held while waiting on a broker.
+  mutable std::mutex control_;
   PipelineMetrics* metrics_ = nullptr;
   const Clock* clock_ = nullptr;
   std::shared_ptr<const RuleSet> rules_;
@@ -113,14 +126,15 @@ class Pipeline {
   std::shared_ptr<const RuleSet> centre_rules_;  // the rules the running centre stage has, or was posted
   uint64_t centre_late_seen_ = 0, centre_forced_seen_ = 0;
   std::vector<int32_t> assigned_;
+  std::atomic<int> assigned_count_{0};
   std::vector<int64_t> committed_;  // by partition: last offset the broker confirmed
   uint64_t next_seq_ = 0;
   Micros last_commit_ = 0;
   Micros last_lag_ = 0;
-  int64_t lag_ = 0;
+  std::atomic<int64_t> lag_{0};
   absl::Status failure_;
-  bool stopped_ = false;
-  bool awaiting_assignment_ = true;  // before the first assignment, and after a revoke of everything
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> awaiting_assignment_{true};  // before the first assignment, and after a revoke of everything
 
   // Declared last so it is destroyed first: closing a consumer may call
   // back into Rebalance, which uses the members above.

@@ -93,7 +93,8 @@ void RuleReloader::ReloadIfChanged() {
 std::string RuleReloader::RulesJson() const {
   std::string out = "{\"rules\":[";
   bool first = true;
-  for (const Rule& r : pipeline_->rules().rules()) {
+  const std::shared_ptr<const RuleSet> rules = pipeline_->rules();  // held: a reload may replace them
+  for (const Rule& r : rules->rules()) {
     const Pipeline::RuleTotals t = pipeline_->Totals(r.name);
     Append(&out, first ? "" : ",", "{\"name\":", JsonString(r.name), ",\"version\":", JsonString(r.version),
            ",\"kind\":", JsonString(RuleKindName(r.kind)), ",\"scope\":", JsonString(RuleScopeName(r.scope)), ",\"source\":", JsonString(r.source),

@@ -143,7 +143,8 @@ std::vector<MetricFamily> ShardMetrics::Collect() const {
   auto keys = Family("cxpulse_rule_keys", "Keys a rule holds state for.", MetricType::Gauge);
   auto limit = Family("cxpulse_rule_key_limit_hits_total",
                       "New keys a rule did not track because it held engine.max_keys_per_rule keys.", MetricType::Counter);
-  for (const Rule& rule : pipeline_->rules().rules()) {
+  const std::shared_ptr<const RuleSet> rules = pipeline_->rules();  // held: a reload may replace them
+  for (const Rule& rule : rules->rules()) {
     const Pipeline::RuleTotals t = pipeline_->Totals(rule.name);
     Add(&findings, {{"family", FamilyLabel(rule.family)}, {"rule", rule.name}, {"severity", SeverityLabel(rule.severity)}},
         static_cast<double>(t.findings));
