@@ -192,10 +192,14 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
       for (const auto& kv : props) {
         if (!kv.second.IsScalar()) return ErrorAt(file, kv.second, "expected a scalar value");
         // These carry cxpulse's delivery guarantees; they have their own keys or are fixed.
-        for (const char* owned : {"group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store",
-                                  "transactional.id", "isolation.level"}) {
+        for (const auto& [owned, instead] : {std::pair{"group.id", "kafka.group_id"},
+                                             std::pair{"bootstrap.servers", "kafka.brokers"},
+                                             std::pair{"enable.auto.commit", "engine.delivery"},
+                                             std::pair{"enable.auto.offset.store", "engine.delivery"},
+                                             std::pair{"transactional.id", "engine.delivery"},
+                                             std::pair{"isolation.level", "engine.delivery"}}) {
           if (kv.first.Scalar() == owned) {
-            return ErrorAt(file, kv.first, Cat("\"", owned, "\" is set by cxpulse (use kafka.brokers / kafka.group_id)"));
+            return ErrorAt(file, kv.first, Cat("\"", owned, "\" is set by cxpulse (see ", instead, ")"));
           }
         }
         k.properties[kv.first.Scalar()] = kv.second.Scalar();

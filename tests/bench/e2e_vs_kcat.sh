@@ -14,6 +14,7 @@
 #   RUN_ARGS=          extra arguments for `cxpulse run`, e.g. "--shards 2"
 #   RUN_TIMEOUT=900    seconds before the daemon run counts as hung
 #   SKIP_DAEMON=1      stop after kcat (produce and kcat only)
+#   DELIVERY=exactly_once  or at_least_once (engine.delivery)
 #   PERF_DATA=FILE     profile the whole machine while the daemon runs:
 #                      perf record -a -g -o FILE (timings then include perf's overhead)
 set -euo pipefail
@@ -48,6 +49,7 @@ elapsed() { tail -n 1 "$1"; }
 rate() { awk -v n="$events" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 
 "$cxpulse" mock-kafka --topic "cx.interactions:$partitions" --topic cx.findings:8 --topic cx.deadletter:1 \
+  --topic "e2e.changelog:$partitions" \
   >"$work/bootstrap" 2>"$work/mock-kafka.log" &
 mock_pid=$!
 for _ in $(seq 300); do
@@ -89,11 +91,13 @@ cat >"$work/cxpulse.yaml" <<EOF
 kafka:
   brokers: $bootstrap
   group_id: e2e-bench-$(date +%s%N)-$$
+  topics: {changelog: e2e.changelog}
 rules: $rules
 admin:
   address: 127.0.0.1:0
 engine:
   idle_partition_timeout: 24h
+  delivery: ${DELIVERY:-exactly_once}
 EOF
 run_code=0
 perf_prefix=()

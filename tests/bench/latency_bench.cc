@@ -121,7 +121,8 @@ struct Setup {
     if (!c.ok()) Die(std::string(Message(c.status())));
     cluster = *std::move(c);
     for (const auto& [topic, n] : {std::pair{"cx.interactions", kInputPartitions},
-                                   std::pair{"cx.findings", kFindingPartitions}, std::pair{"cx.deadletter", 1}}) {
+                                   std::pair{"cx.findings", kFindingPartitions}, std::pair{"cx.deadletter", 1},
+                                   std::pair{"latency-bench-changelog", kInputPartitions}}) {
       if (absl::Status s = cluster->CreateTopic(topic, n); !s.ok()) Die(std::string(Message(s)));
     }
     const std::string rules = dir.Write("latency.yaml", std::string(kRules));

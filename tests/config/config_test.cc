@@ -15,13 +15,14 @@ TEST(ConfigTest, ReadsEverySectionAndPassesKafkaPropertiesThrough) {
 kafka:
   brokers: k1:9092,k2:9092
   group_id: cx-prod
-  topics: {input: in, findings: out, dead_letter: dlq}
+  topics: {input: in, findings: out, dead_letter: dlq, changelog: state}
   properties:
     security.protocol: SASL_SSL
     sasl.mechanism: PLAIN
 rules: my-rules
 admin: {address: 0.0.0.0:9000}
-engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms, centre_max_held_events: 1000}
+engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms, centre_max_held_events: 1000,
+         delivery: at_least_once}
 )");
   auto c = LoadConfig(path);
   ASSERT_TRUE(c.ok()) << Message(c.status());
@@ -30,6 +31,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->kafka.input_topic, "in");
   EXPECT_EQ(c->kafka.findings_topic, "out");
   EXPECT_EQ(c->kafka.dead_letter_topic, "dlq");
+  EXPECT_EQ(c->kafka.changelog_topic, "state");
   EXPECT_EQ(c->kafka.properties.at("security.protocol"), "SASL_SSL");
   EXPECT_EQ(c->kafka.properties.at("sasl.mechanism"), "PLAIN");
   EXPECT_EQ(c->rules_path, dir.path() + "/my-rules");  // relative to the config file
@@ -38,6 +40,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->engine.idle_partition_timeout, 20 * kMicrosPerSecond);
   EXPECT_EQ(c->engine.commit_interval, 500'000);
   EXPECT_EQ(c->engine.centre_max_held_events, 1000);
+  EXPECT_EQ(c->engine.delivery, Delivery::kAtLeastOnce);
 }
 
 TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
@@ -46,6 +49,10 @@ TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
   EXPECT_EQ(c->kafka.brokers, "embedded");
   EXPECT_EQ(c->kafka.input_topic, "cx.interactions");
   EXPECT_EQ(c->admin_address, "127.0.0.1:9464");
+  EXPECT_EQ(c->engine.delivery, Delivery::kExactlyOnce);
+  // Named after the consumer group, as Kafka Streams names its changelogs.
+  EXPECT_EQ(c->kafka.changelog_topic, "cxpulse-changelog");
+  EXPECT_EQ(ParseConfig("kafka: {group_id: billing}\n", "x.yaml", "")->kafka.changelog_topic, "billing-changelog");
 }
 
 TEST(ConfigTest, MistakesArePositioned) {
@@ -56,6 +63,10 @@ TEST(ConfigTest, MistakesArePositioned) {
   EXPECT_EQ(std::string(Message(ParseConfig("engine: {centre_max_held_events: 0}\n", "c.yaml", "").status())),
             "c.yaml:1:34: must be at least 1");
   EXPECT_EQ(std::string(Message(ParseConfig("kafka: [1\n", "c.yaml", "").status())).substr(0, 9), "c.yaml:2:");
+  EXPECT_EQ(std::string(Message(ParseConfig("engine: {delivery: twice}\n", "c.yaml", "").status())),
+            "c.yaml:1:20: unknown delivery \"twice\" (exactly_once or at_least_once)");
+  EXPECT_EQ(std::string(Message(ParseConfig("kafka: {properties: {transactional.id: x}}\n", "c.yaml", "").status())),
+            "c.yaml:1:22: \"transactional.id\" is set by cxpulse (see engine.delivery)");
   EXPECT_FALSE(LoadConfig("/nonexistent/cxpulse.yaml").ok());
 }
 

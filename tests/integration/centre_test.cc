@@ -82,6 +82,7 @@ class CentreTest : public ::testing::Test {
     EXPECT_TRUE(cluster_->CreateTopic(name + ".in", partitions).ok());
     EXPECT_TRUE(cluster_->CreateTopic(name + ".findings", 1).ok());
     EXPECT_TRUE(cluster_->CreateTopic(name + ".dead", 1).ok());
+    EXPECT_TRUE(cluster_->CreateTopic(name + "-changelog", partitions).ok());
     return dir_.Write(name + ".yaml",
                       Cat("kafka:\n  brokers: ", cluster_->bootstrap_servers(), "\n  group_id: ", name,
                           "\n  topics: {input: ", name, ".in, findings: ", name, ".findings, dead_letter: ", name,

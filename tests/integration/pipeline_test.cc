@@ -40,6 +40,7 @@ class PipelineTest : public ::testing::Test {
     ASSERT_TRUE(cluster_->CreateTopic("cx.interactions", kInputPartitions).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.findings", 1).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.deadletter", 1).ok());
+    ASSERT_TRUE(cluster_->CreateTopic("it-changelog", kInputPartitions).ok());
     auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()}});
     ASSERT_TRUE(producer.ok());
     producer_ = *std::move(producer);

@@ -58,6 +58,7 @@ class ReloadTest : public ::testing::Test {
     ASSERT_TRUE(cluster_->CreateTopic("cx.interactions", 8).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.findings", 1).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.deadletter", 1).ok());
+    ASSERT_TRUE(cluster_->CreateTopic("reload-changelog", 8).ok());
     auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()}});
     ASSERT_TRUE(producer.ok());
     producer_ = *std::move(producer);

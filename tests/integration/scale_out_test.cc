@@ -37,6 +37,7 @@ class GroupTest : public ::testing::Test {
     ASSERT_TRUE(cluster_->CreateTopic("cx.interactions", kPartitions).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.findings", 1).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.deadletter", 1).ok());
+    ASSERT_TRUE(cluster_->CreateTopic("scale-changelog", kPartitions).ok());
     auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()}});
     ASSERT_TRUE(producer.ok());
     producer_ = *std::move(producer);

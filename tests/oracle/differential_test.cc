@@ -520,6 +520,7 @@ class DaemonRun {
     ASSERT_TRUE(cluster_->CreateTopic("cx.interactions", layout_.partitions).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.findings", 1).ok());
     ASSERT_TRUE(cluster_->CreateTopic("cx.deadletter", 1).ok());
+    ASSERT_TRUE(cluster_->CreateTopic("differential-changelog", layout_.partitions).ok());
     auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()}});
     ASSERT_TRUE(producer.ok()) << producer.status();
     for (const InteractionEvent& e : stream_.events) {
