@@ -85,6 +85,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
   s->restored_through_.assign(kMaxPartitions, -1);
+  s->positions_.assign(kMaxPartitions, -1);
   return s;
 }
 
@@ -306,13 +307,24 @@ void Shard::Restore(int32_t p) {
 }
 
 void Shard::WriteState(const std::function<StateWriter&(int32_t)>& out) {
+  // Counts what a partition's engine and KPIs wrote: a partition with no
+  // change and no new offset writes nothing, so an idle shard commits nothing.
+  struct Counting final : StateWriter {
+    explicit Counting(StateWriter& to) : to(to) {}
+    void Put(std::string_view key, std::string_view value) override { ++n, to.Put(key, value); }
+    void Erase(std::string_view key) override { ++n, to.Erase(key); }
+    StateWriter& to;
+    uint64_t n = 0;
+  };
   for (int32_t p : owned_) {
     const int64_t next = next_[static_cast<size_t>(p)];
     if (next < 0) continue;  // nothing read since assignment: its state is what was restored
-    StateWriter& w = out(p);
+    Counting w(out(p));
     engine_->Checkpoint(p, w);
     kpi_->Checkpoint(p, w);
+    if (w.n == 0 && next == positions_[static_cast<size_t>(p)]) continue;
     w.Put(kPositionKey, EncodePosition(next));  // last: a restore takes the records up to here
+    positions_[static_cast<size_t>(p)] = next;
   }
 }
 
@@ -338,6 +350,9 @@ void Shard::Commit() {
   if (!written.ok()) return Fail(written);
   ShardCounters::Add(counters_.state_records, records);
   ShardCounters::Add(counters_.state_bytes, bytes);
+  // Nothing produced, no offset moved (every position is unchanged): the
+  // transaction stays open for the next interval.
+  if (producer_->produced() == produced_at_begin_) return;
 
   PartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
   std::vector<std::pair<int32_t, int64_t>> committed;
@@ -369,6 +384,7 @@ void Shard::Commit() {
   }
   ShardCounters::Add(counters_.transactions);
   for (const auto& [p, next] : committed) offsets_->committable[p].store(next, std::memory_order_release);
+  produced_at_begin_ = producer_->produced();
   if (absl::Status b = producer_->BeginTransaction(); !b.ok()) Fail(b);
 }
 

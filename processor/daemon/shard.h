@@ -172,6 +172,9 @@ class Shard {
   std::atomic<int> restoring_count_{0};
   // By partition: input offsets below this are already in the restored state.
   std::vector<int64_t> restored_through_;
+  // By partition: the offset of the last position record written.
+  std::vector<int64_t> positions_;
+  uint64_t produced_at_begin_ = 0;  // Producer::produced() when the transaction began
   // Checkpoints noted, oldest first, whose output may still be in flight.
   struct PendingCheckpoint {
     uint64_t mark = 0;                                // Producer::Mark()

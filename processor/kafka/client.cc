@@ -97,6 +97,7 @@ absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::s
         RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {  // headers now owned by librdkafka
       ++in_flight_.back();
+      ++produced_;
       return absl::OkStatus();
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < kQueueFullRetries) {

@@ -45,8 +45,9 @@ class Producer {
   static absl::StatusOr<std::unique_ptr<Producer>> Create(const KafkaProperties& properties);
 
   using Header = std::pair<std::string_view, std::string_view>;
-  // Copies key and value; queues the message. Fails only if the local queue is
-  // full after waiting for it to drain, or the topic is unknown.
+  // Copies key and value (a value whose data() is null is a tombstone);
+  // queues the message. Fails only if the local queue is full after waiting
+  // for it to drain, or the topic is unknown.
   [[nodiscard]] absl::Status Produce(std::string_view topic, int32_t partition, std::string_view key,
                                      std::string_view value, const std::vector<Header>& headers = {});
   // Serves delivery reports; call often from the owning thread.
@@ -54,6 +55,8 @@ class Producer {
   // Waits until every queued message is delivered or failed.
   [[nodiscard]] absl::Status Flush(int timeout_ms);
   uint64_t delivery_failures() const { return failures_.load(std::memory_order_relaxed); }
+  // Messages queued so far. Owning thread only.
+  uint64_t produced() const { return produced_; }
   rd_kafka_t* handle() const { return rk_.get(); }
 
   // Delivery marks, for checkpoints that do not wait: Mark() closes the group
@@ -86,6 +89,7 @@ class Producer {
   std::atomic<uint64_t> failures_{0};
   // Messages awaiting their delivery report, by mark: in_flight_[i] for mark
   // first_open_ + i; the last one is the mark still open.
+  uint64_t produced_ = 0;
   uint64_t first_open_ = 0;
   std::deque<uint64_t> in_flight_{0};
 };
