@@ -17,6 +17,12 @@ constexpr int kFlushTimeoutMs = 30'000;
 constexpr size_t kMaxPendingCheckpoints = 64;
 // Transactions and their parts: how long one call may wait for the brokers.
 constexpr int kTxnTimeoutMs = 30'000;
+// Back-pressure: past this many messages waiting in the producer (the
+// brokers are not taking findings, dead letters or state), the shard pauses
+// its partitions instead of reading on into memory; below the second, it
+// resumes. librdkafka's own queue holds 100,000 by default.
+constexpr int kPauseAbove = 50'000;
+constexpr int kResumeBelow = 10'000;
 // Reading one partition's changelog back.
 constexpr Micros kRestoreTimeout = 120 * kMicrosPerSecond;
 
@@ -132,6 +138,7 @@ void Shard::Run() {
     for (int32_t p : owned_) offsets_->watermark[p].store(engine_->WatermarkOf(p, now), std::memory_order_relaxed);
     kpi_->Tick(now);
     producer_->Poll();  // serves delivery reports
+    PauseWhileBacklogged();
     if (now - last_checkpoint >= config_.engine.commit_interval) {
       Commit();
       last_checkpoint = now;
@@ -254,6 +261,24 @@ void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, s
   if (!s.ok()) Fail(s);
 }
 
+void Shard::PauseWhileBacklogged() {
+  const int waiting = rd_kafka_outq_len(producer_->handle());
+  if (paused_ == (waiting > (paused_ ? kResumeBelow : kPauseAbove))) return;
+  paused_ = !paused_;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
+  for (int32_t p : owned_) rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p);
+  const rd_kafka_resp_err_t err =
+      paused_ ? rd_kafka_pause_partitions(consumer_, list.get()) : rd_kafka_resume_partitions(consumer_, list.get());
+  ShardCounters::Add(counters_.pauses, paused_ ? 1 : 0);
+  counters_.paused.store(paused_, std::memory_order_relaxed);
+  if (paused_) {
+    spdlog::warn("shard {}: {} messages wait for the brokers; its {} partition(s) paused until fewer than {} do{}", index_,
+                 waiting, owned_.size(), kResumeBelow, err ? Cat(" (", rd_kafka_err2str(err), ")") : "");
+  } else {
+    spdlog::info("shard {}: the brokers take its output again; its partitions resumed", index_);
+  }
+}
+
 void Shard::RestoreAssigned() {
   while (!restoring_.empty() && fatal_.ok()) {
     const int32_t p = restoring_.front();
@@ -263,6 +288,11 @@ void Shard::RestoreAssigned() {
     // Not known to be at its end until the consumer says so (its EOF).
     engine_->SetAtEnd(p, false, clock_->Now());
     kpi_->SetAtEnd(p, false, clock_->Now());
+    if (paused_) {  // held back with the others until the brokers catch up
+      PartitionList list(rd_kafka_topic_partition_list_new(1));
+      rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p);
+      rd_kafka_pause_partitions(consumer_, list.get());
+    }
   }
 }
 

@@ -65,6 +65,8 @@ struct alignas(64) ShardCounters {
   Counter state_records{0};    // written to the changelog, tombstones included
   Counter state_bytes{0};
   Counter transactions{0};  // committed (exactly once)
+  Counter pauses{0};        // times the shard paused its partitions for the brokers to catch up
+  std::atomic<bool> paused{false};
 
   static void Add(Counter& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 };
@@ -132,6 +134,9 @@ class Shard {
   // Reads back the state of the partitions just assigned, before any of
   // their events (and tells the engine and KPIs they are not at their end).
   void RestoreAssigned();
+  // Pauses the shard's partitions while its producer holds too much the
+  // brokers have not taken yet, and resumes them once it has drained.
+  void PauseWhileBacklogged();
   void Restore(int32_t partition);
   // Every commit_interval. Exactly once: writes the changed state and each
   // partition's position into the transaction, adds the input offsets, and
@@ -174,7 +179,8 @@ class Shard {
   std::vector<int64_t> restored_through_;
   // By partition: the offset of the last position record written.
   std::vector<int64_t> positions_;
-  uint64_t produced_at_begin_ = 0;  // Producer::produced() when the transaction began
+  uint64_t produced_at_begin_ = 0;
+  bool paused_ = false;  // Producer::produced() when the transaction began
   // Checkpoints noted, oldest first, whose output may still be in flight.
   struct PendingCheckpoint {
     uint64_t mark = 0;                                // Producer::Mark()

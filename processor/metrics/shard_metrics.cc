@@ -118,6 +118,13 @@ std::vector<MetricFamily> ShardMetrics::Collect() const {
           [&](const ShardCounters& c) { return relaxed(c.state_bytes); });
   counter("cxpulse_transactions_total", "Kafka transactions committed (engine.delivery: exactly_once).",
           [&](const ShardCounters& c) { return relaxed(c.transactions); });
+  counter("cxpulse_backpressure_pauses_total",
+          "Times a shard paused its partitions because the brokers were not taking its output.",
+          [&](const ShardCounters& c) { return relaxed(c.pauses); });
+  auto paused = Family("cxpulse_shards_paused", "Shards whose partitions are paused for the brokers to catch up.",
+                       MetricType::Gauge);
+  Add(&paused, {}, Sum(shards, [](const Shard& s) { return s.counters().paused.load(std::memory_order_relaxed) ? 1 : 0; }));
+  out.push_back(std::move(paused));
   auto dropped = Family("cxpulse_state_restore_dropped_total",
                         "Changelog records not taken on restore, by reason (a rule changed or removed, an unknown "
                         "format version, malformed bytes, the key limit).",
