@@ -14,7 +14,7 @@ ARGS ?=
 # oracle's tests (oracle_test, differential_test: they check numbers against a
 # reference; the daemon paths they drive run sanitized in pipeline_test and
 # centre_test).
-SANITIZER_TARGETS := cxpulse unit_tests kpi_test spsc_ring_test producer_marks_test pipeline_test reload_test scale_out_test centre_test rule_commands_test
+SANITIZER_TARGETS := cxpulse unit_tests kpi_test kpi_state_test spsc_ring_test producer_marks_test pipeline_test reload_test scale_out_test centre_test rule_commands_test
 empty :=
 space := $(empty) $(empty)
 SANITIZER_LABELS := ^($(subst $(space),|,$(SANITIZER_TARGETS)))$$

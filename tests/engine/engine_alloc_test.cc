@@ -219,6 +219,63 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
               report.c_str());
 }
 
+// Generated traffic from a small customer pool at a high contact rate, so
+// every customer has state within days of it.
+TrafficGenerator SmallPoolTraffic(uint64_t seed, std::chrono::system_clock::time_point start) {
+  TrafficOptions options;
+  options.seed = seed;
+  options.customers = 1000;
+  options.contacts_per_second = 0.5;
+  return TrafficGenerator(options, start);
+}
+const auto kTrafficStart = std::chrono::system_clock::time_point(std::chrono::seconds(1'767'603'600));
+
+// A checkpoint's writer that keeps nothing: what it is handed is counted.
+class CountingStateWriter final : public StateWriter {
+ public:
+  void Put(std::string_view key, std::string_view value) override { bytes += key.size() + value.size(); }
+  void Erase(std::string_view key) override { bytes += key.size(); }
+  size_t bytes = 0;
+};
+
+// With change tracking on, as the daemon runs it with a changelog: the
+// partitions' shares, the dirty lists and each batch's checkpoint of every
+// partition allocate nothing once warm either.
+TEST(EngineAllocTest, KpiChangeTrackingAndCheckpointsAllocateNothingOnceWarm) {
+  const KpiConfig kpi_config;
+  QueueLabels queues(kpi_config);
+  KpiAggregator kpi(kpi_config, &queues, EngineConfig().allowed_lateness, EngineConfig().idle_partition_timeout,
+                    /*track_changes=*/true);
+  CountingStateWriter changelog;
+  size_t fed = 0;
+  const auto feed = [&](const cx::v1::InteractionEvent& e) {
+    const Micros now = ToMicros(e.occurred_at());
+    kpi.Record(e, static_cast<int32_t>(std::hash<std::string>()(e.customer_id()) % kPartitions), now);
+    if (++fed % kTickEvery != 0) return;
+    kpi.Tick(now);
+    for (int32_t p = 0; p < kPartitions; ++p) kpi.Checkpoint(p, changelog);
+  };
+  TrafficGenerator gen = SmallPoolTraffic(5, kTrafficStart);
+  std::vector<cx::v1::InteractionEvent> events;
+  auto t = kTrafficStart;
+  for (; t < kTrafficStart + std::chrono::hours(4 * 24); t += std::chrono::minutes(10)) {
+    events.clear();
+    gen.Poll(t, &events);
+    for (const auto& e : events) feed(e);
+  }
+  std::vector<cx::v1::InteractionEvent> measured;
+  while (measured.size() < kMeasured) {
+    t += std::chrono::minutes(10);
+    gen.Poll(t, &measured);
+  }
+  const size_t written_before = changelog.bytes;
+  const long before = ::cxpulse::testing::Allocations();
+  for (const auto& e : measured) feed(e);
+  const long allocated = ::cxpulse::testing::Allocations() - before;
+  EXPECT_EQ(allocated, 0) << "allocations over " << measured.size() << " events with tracking and checkpoints";
+  EXPECT_GT(changelog.bytes, written_before) << "the checkpoints wrote the window's changes";
+}
+
 // Why the merge holds events in their wire form: copying into a reused
 // message allocates on every event (Clear() deletes the body and Timestamp
 // sub-messages that CopyFrom makes again); copying bytes into a reused
@@ -274,12 +331,8 @@ TEST(EngineAllocTest, TheCentrePathAllocatesNothingPerEventOnceWarm) {
                                                .idle_timeout = EngineConfig().idle_partition_timeout},
                        kPartitions);
 
-  TrafficOptions options;
-  options.seed = 11;
-  options.customers = 1000;
-  options.contacts_per_second = 0.5;
-  const auto start = std::chrono::system_clock::time_point(std::chrono::seconds(1'767'603'600));
-  TrafficGenerator gen(options, start);
+  const auto start = kTrafficStart;
+  TrafficGenerator gen = SmallPoolTraffic(11, start);
   EventDecoder decoder, release_decoder;
   std::string wire;
   std::vector<int64_t> offsets(kPartitions, 0);
