@@ -87,7 +87,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
                     /*track_changes=*/true},
       s->sink_.get(), std::move(stats));
   s->kpi_ = std::make_unique<KpiAggregator>(config.kpi, queues, config.engine.allowed_lateness,
-                                           config.engine.idle_partition_timeout);
+                                           config.engine.idle_partition_timeout, /*track_changes=*/true);
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
   s->restored_through_.assign(kMaxPartitions, -1);
