@@ -15,6 +15,9 @@ constexpr int kFlushTimeoutMs = 30'000;
 // newest is replaced (it only commits later). Deliveries time out first
 // (message.timeout.ms), which stops the shard.
 constexpr size_t kMaxPendingCheckpoints = 64;
+// What is kept of a record too large to dead-letter whole (its key and its
+// value each): enough to recognise it, far under any broker's limit.
+constexpr size_t kDeadLetterPrefixBytes = 64 * 1024;
 
 }  // namespace
 
@@ -92,6 +95,7 @@ void Shard::Run() {
     DrainCommands();
     const auto started = std::chrono::steady_clock::now();
     const Micros now = clock_->Now();
+    ApplyHeard(now);
     for (ssize_t i = 0; i < n; ++i) {
       Handle(*batch[static_cast<size_t>(i)], now);
       rd_kafka_message_destroy(batch[static_cast<size_t>(i)]);
@@ -141,6 +145,14 @@ void Shard::DrainCommands() {
       engine_->SwapRules(std::move(c->rules), std::move(c->stats));
     }
     acked_.store(c->seq, std::memory_order_release);
+  }
+}
+
+void Shard::ApplyHeard(Micros now) {
+  for (int32_t p : owned_) {
+    const Micros heard = offsets_->heard_until[p].load(std::memory_order_relaxed);
+    engine_->HeardUntil(p, heard, now);
+    kpi_->HeardUntil(p, heard, now);
   }
 }
 
@@ -208,7 +220,25 @@ void Shard::DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, s
                                       {{"cxpulse.reason", DeadLetterReasonName(reason)},
                                        {"cxpulse.error", detail},
                                        {"cxpulse.source", source}});
+  if (absl::IsOutOfRange(s)) s = DeadLetterTruncated(msg, reason, detail, source);
   if (!s.ok()) Fail(s);
+}
+
+absl::Status Shard::DeadLetterTruncated(const rd_kafka_message_t& msg, DeadLetterReason reason,
+                                        std::string_view detail, std::string_view source) {
+  const std::string_view key(static_cast<const char*>(msg.key), std::min(msg.key_len, kDeadLetterPrefixBytes));
+  const std::string_view value(static_cast<const char*>(msg.payload), std::min(msg.len, kDeadLetterPrefixBytes));
+  const std::string original_size = Cat(msg.len), original_key_size = Cat(msg.key_len);
+  std::vector<Producer::Header> headers = {{"cxpulse.reason", DeadLetterReasonName(reason)},
+                                           {"cxpulse.error", detail},
+                                           {"cxpulse.source", source},
+                                           {"cxpulse.truncated", "true"},
+                                           {"cxpulse.original_size", original_size}};
+  if (key.size() < msg.key_len) headers.emplace_back("cxpulse.original_key_size", original_key_size);
+  ShardCounters::Add(counters_.dead_letters_truncated);
+  spdlog::warn("shard {}: {} ({} bytes) is too large to dead-letter whole; dead-lettered its first {} bytes", index_,
+               source, msg.len, value.size());
+  return producer_->Produce(config_.kafka.dead_letter_topic, RD_KAFKA_PARTITION_UA, key, value, headers);
 }
 
 // The shard does not wait for its findings here: waiting (a flush) held every

@@ -91,6 +91,10 @@ void KpiAggregator::SetAtEnd(int32_t partition, bool at_end, Micros wall_now) {
   PartitionFor(partition).watermark.SetAtEnd(at_end, wall_now);
 }
 
+void KpiAggregator::HeardUntil(int32_t partition, Micros heard_at, Micros wall_now) {
+  PartitionFor(partition).watermark.HeardUntil(heard_at, wall_now);
+}
+
 void KpiAggregator::DropPartition(int32_t partition) {
   const auto i = static_cast<size_t>(partition);
   if (i >= partitions_.size() || !partitions_[i]) return;

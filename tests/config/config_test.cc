@@ -21,7 +21,8 @@ kafka:
     sasl.mechanism: PLAIN
 rules: my-rules
 admin: {address: 0.0.0.0:9000}
-engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms, centre_max_held_events: 1000}
+engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms, centre_max_held_events: 1000,
+         drain_timeout: 5s}
 )");
   auto c = LoadConfig(path);
   ASSERT_TRUE(c.ok()) << Message(c.status());
@@ -38,6 +39,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->engine.idle_partition_timeout, 20 * kMicrosPerSecond);
   EXPECT_EQ(c->engine.commit_interval, 500'000);
   EXPECT_EQ(c->engine.centre_max_held_events, 1000);
+  EXPECT_EQ(c->engine.drain_timeout, 5 * kMicrosPerSecond);
 }
 
 TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
@@ -46,6 +48,7 @@ TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
   EXPECT_EQ(c->kafka.brokers, "embedded");
   EXPECT_EQ(c->kafka.input_topic, "cx.interactions");
   EXPECT_EQ(c->admin_address, "127.0.0.1:9464");
+  EXPECT_EQ(c->engine.drain_timeout, 30 * kMicrosPerSecond);
 }
 
 TEST(ConfigTest, MistakesArePositioned) {
@@ -55,6 +58,8 @@ TEST(ConfigTest, MistakesArePositioned) {
             "c.yaml:2:21: bad duration \"soon\": expected a number followed by ms, s, m, h, d or w");
   EXPECT_EQ(std::string(Message(ParseConfig("engine: {centre_max_held_events: 0}\n", "c.yaml", "").status())),
             "c.yaml:1:34: must be at least 1");
+  EXPECT_EQ(std::string(Message(ParseConfig("engine: {drain_timeout: 0s}\n", "c.yaml", "").status())),
+            "c.yaml:1:25: must be positive");
   EXPECT_EQ(std::string(Message(ParseConfig("kafka: [1\n", "c.yaml", "").status())).substr(0, 9), "c.yaml:2:");
   EXPECT_FALSE(LoadConfig("/nonexistent/cxpulse.yaml").ok());
 }
