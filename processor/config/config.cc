@@ -225,7 +225,7 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
   if (const YAML::Node engine = root["engine"]) {
     EngineConfig& e = config->engine;
     if (auto s = CheckKeys(file, engine, {"allowed_lateness", "idle_partition_timeout", "commit_interval", "max_future_skew",
-                                           "max_keys_per_rule", "centre_max_held_events", "delivery"});
+                                           "max_keys_per_rule", "centre_max_held_events", "delivery", "drain_timeout"});
         !s.ok()) {
       return s;
     }
@@ -240,6 +240,10 @@ absl::Status Parse(const std::string& file, const YAML::Node& root, const std::s
     if (engine["commit_interval"]) {
       if (auto s = ReadDuration(file, engine["commit_interval"], &e.commit_interval); !s.ok()) return s;
       if (e.commit_interval <= 0) return ErrorAt(file, engine["commit_interval"], "must be positive");
+    }
+    if (engine["drain_timeout"]) {
+      if (auto s = ReadDuration(file, engine["drain_timeout"], &e.drain_timeout); !s.ok()) return s;
+      if (e.drain_timeout <= 0) return ErrorAt(file, engine["drain_timeout"], "must be positive");
     }
     if (engine["max_keys_per_rule"]) {
       int n = 0;

@@ -56,6 +56,10 @@ struct EngineConfig {
   // Events the centre stage holds at most while it merges the partitions in
   // event time (about 300 bytes each); beyond it the oldest goes early.
   int64_t centre_max_held_events = 262'144;
+  // SIGTERM's drain (flush findings, commit, leave the group) gives up after
+  // this long, with exit 3: a broker that does not answer must not hold the
+  // process for ever. What was not committed is read again after a restart.
+  Micros drain_timeout = 30 * kMicrosPerSecond;
 };
 
 // A queue's answer-time target: `objective` of contacts answered within `threshold`.

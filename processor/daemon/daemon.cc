@@ -11,6 +11,7 @@
 
 #include "admin/http_server.h"
 #include "common/strings.h"
+#include "common/time.h"
 #include "daemon/pipeline.h"
 #include "daemon/rule_reloader.h"
 #include "engine/rule_set.h"
@@ -215,6 +216,21 @@ int RunDaemon(const DaemonOptions& options, const std::string& bootstrap) {
     if (ec) return;
     spdlog::warn("{} again: exiting without draining", strsignal(signo));
     std::_Exit(130);
+  });
+  // Every step of the drain can wait on the broker (the shards' flushes, the
+  // handover commit, leaving the group, the centre stage's own), and
+  // librdkafka's close waits until the broker answers. One deadline over
+  // the whole drain bounds them all; stopping short loses nothing, since
+  // offsets are committed only past delivered output: a restart reads the
+  // rest again.
+  boost::asio::steady_timer drain_deadline(drain_io, std::chrono::microseconds(config.engine.drain_timeout));
+  drain_deadline.async_wait([&config](const boost::system::error_code& ec) {
+    if (ec) return;
+    spdlog::error("stopped: the drain did not finish within engine.drain_timeout ({}); exiting without it "
+                  "(input not committed is read again after a restart)",
+                  FormatDuration(config.engine.drain_timeout));
+    spdlog::default_logger()->flush();
+    std::_Exit(3);
   });
   std::thread drain_signals([&] { drain_io.run(); });
   absl::Status drained = pipeline.Stop();

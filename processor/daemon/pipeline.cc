@@ -1,9 +1,11 @@
 #include "daemon/pipeline.h"
 
-#include <random>
+#include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "common/strings.h"
+#include "daemon/consumer_stats.h"
 #include "spdlog/spdlog.h"
 
 namespace cxpulse {
@@ -33,6 +35,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
     p->offsets_.processed[i].store(-1, std::memory_order_relaxed);
     p->offsets_.at_end[i].store(false, std::memory_order_relaxed);
     p->offsets_.watermark[i].store(Watermark::kNone, std::memory_order_relaxed);
+    p->offsets_.heard_until[i].store(0, std::memory_order_relaxed);
   }
 
   KafkaProperties props = {{"bootstrap.servers", bootstrap},
@@ -42,8 +45,14 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
                            {"auto.offset.reset", "earliest"},
                            {"enable.partition.eof", "true"}};  // for --exit-when-idle and at_end
   for (const auto& [k, v] : config.kafka.properties) props[k] = v;
+  // Not overridable: the watermarks need to know the brokers are answering (OnStats).
+  props["statistics.interval.ms"] = "1000";
+  if (auto it = props.find("fetch.wait.max.ms"); it != props.end()) {
+    p->fetch_wait_ = std::atoll(it->second.c_str()) * 1000;
+  }
   absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
   if (!conf.ok()) return conf.status();
+  rd_kafka_conf_set_stats_cb(*conf, &Pipeline::OnStats);
   rd_kafka_conf_set_rebalance_cb(*conf, &Pipeline::OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(*conf, &Pipeline::OnCommit);
   rd_kafka_conf_set_opaque(*conf, p.get());
@@ -369,6 +378,19 @@ void Pipeline::UpdateLag() {
   lag_.store(total, std::memory_order_relaxed);
 }
 
+int Pipeline::OnStats(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+  auto* self = static_cast<Pipeline*>(opaque);
+  const Micros steady = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+  for (const auto& [p, heard] : HeardFromStats(std::string_view(json, json_len), self->config_.kafka.input_topic,
+                                               {self->clock_->Now(), steady}, self->fetch_wait_)) {
+    if (p >= kMaxPartitions) continue;
+    auto& slot = self->offsets_.heard_until[p];
+    if (heard > slot.load(std::memory_order_relaxed)) slot.store(heard, std::memory_order_relaxed);
+  }
+  return 0;  // librdkafka frees `json`
+}
+
 void Pipeline::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                            void* opaque) {
   static_cast<Pipeline*>(opaque)->Rebalance(err, parts);
@@ -399,6 +421,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
       offsets_.processed[p].store(-1, std::memory_order_relaxed);
       offsets_.at_end[p].store(false, std::memory_order_relaxed);
       offsets_.watermark[p].store(Watermark::kNone, std::memory_order_relaxed);
+      offsets_.heard_until[p].store(0, std::memory_order_relaxed);
       committed_[static_cast<size_t>(p)] = -1;
     }
     // The shards learn of their partitions before the first message can arrive.

@@ -82,6 +82,9 @@ class Pipeline {
   static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
                        void* opaque);
   void Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+  // The consumer's statistics, once a second: tells each shard up to when
+  // its partitions' brokers were heard from (Shard::Offsets::heard_until).
+  static int OnStats(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
   // Posts one command per partition to its owning shard, wakes the shards,
   // and waits until each has acknowledged all of them.
   void PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& partitions);
@@ -129,6 +132,7 @@ class Pipeline {
   std::atomic<int> assigned_count_{0};
   std::vector<int64_t> committed_;  // by partition: last offset the broker confirmed
   uint64_t next_seq_ = 0;
+  Micros fetch_wait_ = 500'000;  // fetch.wait.max.ms: how long a broker may hold a fetch
   Micros last_commit_ = 0;
   Micros last_lag_ = 0;
   std::atomic<int64_t> lag_{0};

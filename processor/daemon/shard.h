@@ -52,6 +52,7 @@ struct alignas(64) ShardCounters {
   Counter decode_errors{0};
   Counter late{0};
   std::array<Counter, static_cast<size_t>(DeadLetterReason::kCount)> dead_letters{};
+  Counter dead_letters_truncated{0};  // of dead_letters: too large to copy whole
   std::array<Counter, kBatchBuckets.size() + 1> batch_buckets{};  // last: +Inf
   Counter batch_count{0};
   std::atomic<double> batch_seconds{0};
@@ -92,6 +93,10 @@ class Shard {
     std::unique_ptr<std::atomic<bool>[]> at_end{new std::atomic<bool>[kMaxPartitions]};
     // The partition's event-time watermark (Watermark::kNone before its first event).
     std::unique_ptr<std::atomic<Micros>[]> watermark{new std::atomic<Micros>[kMaxPartitions]};
+    // Written by the control thread (from the consumer's statistics): the
+    // wall time the partition's broker was last heard with nothing more
+    // than what was fetched. A partition idles forward only up to there.
+    std::unique_ptr<std::atomic<Micros>[]> heard_until{new std::atomic<Micros>[kMaxPartitions]};
   };
 
   // `rules` must be this shard's own copy (expressions are single-threaded);
@@ -129,24 +134,14 @@ class Shard {
   Shard() = default;
   void Run();
   void DrainCommands();
+  // Hands each owned partition's heard_until to its watermarks.
+  void ApplyHeard(Micros now);
   void Handle(const rd_kafka_message_t& msg, Micros now);
   void DeadLetter(const rd_kafka_message_t& msg, DeadLetterReason reason, std::string_view detail);
-  // Reads back the state of the partitions just assigned, before any of
-  // their events (and tells the engine and KPIs they are not at their end).
-  void RestoreAssigned();
-  // Pauses the shard's partitions while its producer holds too much the
-  // brokers have not taken yet, and resumes them once it has drained.
-  void PauseWhileBacklogged();
-  void Restore(int32_t partition);
-  // Every commit_interval. Exactly once: writes the changed state and each
-  // partition's position into the transaction, adds the input offsets, and
-  // commits it (waiting for the brokers). At least once: MarkCheckpoint.
-  void Commit();
-  // The changed state of every owned partition, each ending with its
-  // position record, written to `out`'s partitions.
-  void WriteState(const std::function<StateWriter&(int32_t)>& out);
-  // At least once, without waiting: stages the changed state and notes each
-  // owned partition's next offset under a producer delivery mark.
+  // A record too large for the producer: its first kDeadLetterPrefixBytes
+  // of key and value, with headers saying so and giving the original sizes.
+  [[nodiscard]] absl::Status DeadLetterTruncated(const rd_kafka_message_t& msg, DeadLetterReason reason,
+                                                 std::string_view detail, std::string_view source);
   void MarkCheckpoint();
   // At least once: a noted checkpoint whose findings and dead letters are
   // all delivered sends its staged state; once that is delivered too, its

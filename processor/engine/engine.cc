@@ -569,6 +569,10 @@ void Engine::SetAtEnd(int32_t partition, bool at_end, Micros wall_now) {
   StateFor(partition).watermark.SetAtEnd(at_end, wall_now);
 }
 
+void Engine::HeardUntil(int32_t partition, Micros heard_at, Micros wall_now) {
+  StateFor(partition).watermark.HeardUntil(heard_at, wall_now);
+}
+
 void Engine::DropPartition(int32_t partition) {
   const auto p = static_cast<size_t>(partition);
   if (p >= partitions_.size() || !partitions_[p]) return;

@@ -77,6 +77,9 @@ class Engine final {
   // The consumer reached the partition's end (true) or read a record of it
   // (false): only a partition at its end lets its watermark idle forward.
   void SetAtEnd(int32_t partition, bool at_end, Micros wall_now);
+  // The partition's broker was last heard with nothing more at `heard_at`
+  // (Watermark::HeardUntil): its idle advance stops there.
+  void HeardUntil(int32_t partition, Micros heard_at, Micros wall_now);
 
   // A partition moved away: its state goes with it.
   void DropPartition(int32_t partition);

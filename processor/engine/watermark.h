@@ -5,8 +5,11 @@
 // Idle means at its end: a partition whose consumer is behind (a backlog, a
 // slow shard) is not idle however long since its last event, so events
 // waiting to be read never turn late (SetAtEnd; without it, a partition
-// counts as at its end, as offline runs and tests want). It never moves
-// backwards. Owned by the shard that owns the partition.
+// counts as at its end, as offline runs and tests want). Idle also means
+// heard from: where the daemon knows when the partition's broker last said
+// it had nothing more (HeardUntil), the idle advance stops there, so a
+// broker that stops answering is not taken for a quiet partition. It never
+// moves backwards. Owned by the shard that owns the partition.
 #pragma once
 
 #include <algorithm>
@@ -36,7 +39,7 @@ class Watermark {
   Micros Current(Micros wall_now) const {
     if (max_event_time_ == kNone) return kNone;
     Micros wm = max_event_time_ - lateness_;
-    const Micros idle = wall_now - last_event_wall_;
+    const Micros idle = (bounded_ ? std::min(wall_now, heard_until_) : wall_now) - last_event_wall_;
     if (at_end_ && idle >= idle_timeout_) wm += idle;
     return std::max(wm, floor_);
   }
@@ -45,7 +48,18 @@ class Watermark {
   // Leaving the end keeps what the idle clock had reached.
   void SetAtEnd(bool at_end, Micros wall_now) {
     if (at_end_ && !at_end) floor_ = std::max(floor_, Current(wall_now));
+    if (at_end && bounded_) heard_until_ = std::max(heard_until_, wall_now);  // just heard: nothing more
     at_end_ = at_end;
+  }
+
+  // The partition's broker was last heard saying it had nothing more than
+  // what was read at wall time `heard_at`: from the first call on, a
+  // partition at its end idles forward only up to the latest such time
+  // (reaching its end counts as one). Unbounded until then.
+  void HeardUntil(Micros heard_at, Micros wall_now) {
+    if (!bounded_) floor_ = std::max(floor_, Current(wall_now));  // never backwards
+    heard_until_ = bounded_ ? std::max(heard_until_, heard_at) : heard_at;
+    bounded_ = true;
   }
 
   // Moves the watermark forward to at least `to` (end of a replay, a test's
@@ -64,6 +78,8 @@ class Watermark {
   Micros last_event_wall_ = 0;
   Micros floor_ = kNone;
   bool at_end_ = true;
+  bool bounded_ = false;
+  Micros heard_until_ = 0;
 };
 
 }  // namespace cxpulse

@@ -105,6 +105,9 @@ absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::s
       continue;
     }
     if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+      return absl::OutOfRangeError(Cat("produce to ", topic, ": ", rd_kafka_err2str(err)));
+    }
     return absl::UnavailableError(Cat("produce to ", topic, ": ", rd_kafka_err2str(err)));
   }
 }

@@ -47,7 +47,9 @@ class Producer {
   using Header = std::pair<std::string_view, std::string_view>;
   // Copies key and value (a value whose data() is null is a tombstone);
   // queues the message. Fails only if the local queue is full after waiting
-  // for it to drain, or the topic is unknown.
+  // for it to drain, or the topic is unknown; or, with OutOfRange, if the
+  // message is larger than the producer's message.max.bytes (nothing is
+  // queued then: the caller may send a smaller one).
   [[nodiscard]] absl::Status Produce(std::string_view topic, int32_t partition, std::string_view key,
                                      std::string_view value, const std::vector<Header>& headers = {});
   // Serves delivery reports; call often from the owning thread.

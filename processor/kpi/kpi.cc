@@ -143,6 +143,10 @@ void KpiAggregator::SetAtEnd(int32_t partition, bool at_end, Micros wall_now) {
   PartitionFor(partition).watermark.SetAtEnd(at_end, wall_now);
 }
 
+void KpiAggregator::HeardUntil(int32_t partition, Micros heard_at, Micros wall_now) {
+  PartitionFor(partition).watermark.HeardUntil(heard_at, wall_now);
+}
+
 void KpiAggregator::DropPartition(int32_t partition) {
   Partition* p = Held(partition);
   if (p == nullptr) return;

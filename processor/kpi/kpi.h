@@ -132,6 +132,8 @@ class KpiAggregator {
   // Shard thread: the consumer reached the partition's end (true) or read a
   // record of it (false), as for Engine::SetAtEnd.
   void SetAtEnd(int32_t partition, bool at_end, Micros wall_now);
+  // Shard thread: as for Engine::HeardUntil.
+  void HeardUntil(int32_t partition, Micros heard_at, Micros wall_now);
   // Shard thread: the partition moved away. Its customers' pending callbacks
   // go with it, so this shard does not count them missed. With tracking its
   // counts go too (the header comment says why); Checkpoint it first, so

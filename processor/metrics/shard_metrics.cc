@@ -76,6 +76,13 @@ std::vector<MetricFamily> ShardMetrics::Collect() const {
   }
   out.push_back(std::move(dead));
 
+  auto truncated = Family("cxpulse_dead_letters_truncated_total",
+                          "Dead letters too large to copy whole, written as a prefix (cxpulse.truncated header).",
+                          MetricType::Counter);
+  Add(&truncated, {},
+      Sum(shards, [](const Shard& s) { return s.counters().dead_letters_truncated.load(std::memory_order_relaxed); }));
+  out.push_back(std::move(truncated));
+
   auto batch = Family("cxpulse_batch_duration_seconds", "Time to decode and evaluate one batch of polled messages.",
                       MetricType::Histogram);
   ClientMetric h;

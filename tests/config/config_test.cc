@@ -22,7 +22,7 @@ kafka:
 rules: my-rules
 admin: {address: 0.0.0.0:9000}
 engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500ms, centre_max_held_events: 1000,
-         delivery: at_least_once}
+         delivery: at_least_once, drain_timeout: 5s}
 )");
   auto c = LoadConfig(path);
   ASSERT_TRUE(c.ok()) << Message(c.status());
@@ -41,6 +41,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->engine.commit_interval, 500'000);
   EXPECT_EQ(c->engine.centre_max_held_events, 1000);
   EXPECT_EQ(c->engine.delivery, Delivery::kAtLeastOnce);
+  EXPECT_EQ(c->engine.drain_timeout, 5 * kMicrosPerSecond);
 }
 
 TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
@@ -53,6 +54,7 @@ TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
   // Named after the consumer group, as Kafka Streams names its changelogs.
   EXPECT_EQ(c->kafka.changelog_topic, "cxpulse-changelog");
   EXPECT_EQ(ParseConfig("kafka: {group_id: billing}\n", "x.yaml", "")->kafka.changelog_topic, "billing-changelog");
+  EXPECT_EQ(c->engine.drain_timeout, 30 * kMicrosPerSecond);
 }
 
 TEST(ConfigTest, MistakesArePositioned) {
@@ -62,6 +64,8 @@ TEST(ConfigTest, MistakesArePositioned) {
             "c.yaml:2:21: bad duration \"soon\": expected a number followed by ms, s, m, h, d or w");
   EXPECT_EQ(std::string(Message(ParseConfig("engine: {centre_max_held_events: 0}\n", "c.yaml", "").status())),
             "c.yaml:1:34: must be at least 1");
+  EXPECT_EQ(std::string(Message(ParseConfig("engine: {drain_timeout: 0s}\n", "c.yaml", "").status())),
+            "c.yaml:1:25: must be positive");
   EXPECT_EQ(std::string(Message(ParseConfig("kafka: [1\n", "c.yaml", "").status())).substr(0, 9), "c.yaml:2:");
   EXPECT_EQ(std::string(Message(ParseConfig("engine: {delivery: twice}\n", "c.yaml", "").status())),
             "c.yaml:1:20: unknown delivery \"twice\" (exactly_once or at_least_once)");

@@ -89,6 +89,26 @@ TEST(WatermarkTest, OnlyAPartitionAtItsEndIdlesForward) {
   EXPECT_TRUE(w.IsLate(kT0 + 29 * kSecond, kT0 + 120 * kSecond));
 }
 
+// Idle also means heard from: a partition at its end whose broker stops
+// answering keeps its watermark where the broker was last heard, so the
+// events the broker took meanwhile are not late when they come.
+TEST(WatermarkTest, AtItsEndIdlesForwardOnlyUpToWhenItsBrokerWasHeard) {
+  constexpr Micros kSecond = kMicrosPerSecond;
+  Watermark w(1 * kSecond, 2 * kSecond);
+  w.Observe(kT0, kT0);
+  w.HeardUntil(0, kT0);
+  w.SetAtEnd(true, kT0);  // reached its end: heard from now
+  w.HeardUntil(kT0 + 5 * kSecond, kT0 + 5 * kSecond);
+  EXPECT_EQ(w.Current(kT0 + 5 * kSecond), kT0 + 4 * kSecond) << "heard from: idles forward";
+  // The broker goes quiet: 40 s of wall time, not one more answer.
+  EXPECT_EQ(w.Current(kT0 + 45 * kSecond), kT0 + 4 * kSecond) << "not heard from: frozen";
+  EXPECT_FALSE(w.IsLate(kT0 + 6 * kSecond, kT0 + 45 * kSecond)) << "an event of the stall is not late";
+  w.HeardUntil(kT0 + 46 * kSecond, kT0 + 46 * kSecond);  // back, and nothing more on it
+  EXPECT_EQ(w.Current(kT0 + 46 * kSecond), kT0 + 45 * kSecond);
+  w.HeardUntil(kT0 + 10 * kSecond, kT0 + 47 * kSecond);  // an older report moves nothing back
+  EXPECT_EQ(w.Current(kT0 + 47 * kSecond), kT0 + 45 * kSecond);
+}
+
 TEST_F(EngineTest, CountFiresOnceAtThresholdWithEvidenceThenCoolsDown) {
   EXPECT_EQ(Feed(Ended("e1", kT0, "c1")), Engine::Outcome::kProcessed);
   Feed(Ended("e2", kT0 + 1 * kMinute, "c1"));

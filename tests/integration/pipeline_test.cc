@@ -46,13 +46,15 @@ class PipelineTest : public ::testing::Test {
     producer_ = *std::move(producer);
   }
 
-  std::string WriteConfig(const std::string& rules, const std::string& properties = "{}") {
-    return dir_.Write("cxpulse.yaml", Cat("kafka:\n  brokers: ", cluster_->bootstrap_servers(),
+  // No idle advance by default: event time alone drives these tests.
+  std::string WriteConfig(const std::string& rules, const std::string& properties = "{}",
+                          const std::string& engine = "{allowed_lateness: 1s, idle_partition_timeout: 1h, "
+                                                      "commit_interval: 200ms}",
+                          const std::string& brokers = "") {
+    return dir_.Write("cxpulse.yaml", Cat("kafka:\n  brokers: ", brokers.empty() ? cluster_->bootstrap_servers() : brokers,
                                           "\n  group_id: it\n  properties: ", properties, "\nrules: ", rules,
                                           "\nadmin: {address: 127.0.0.1:0}\n"
-                                          // No idle advance: event time alone drives this test.
-                                          "engine: {allowed_lateness: 1s, idle_partition_timeout: 1h, "
-                                          "commit_interval: 200ms}\n"));
+                                          "engine: ", engine, "\n"));
   }
 
   void Send(const std::string& key, const std::string& value, int32_t partition = 0) {
@@ -354,6 +356,173 @@ TEST_F(PipelineTest, AMistakeInTheConfigFileIsPositioned) {
   testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/cfg.log");
   EXPECT_EQ(daemon.Wait(30s), 1);
   EXPECT_NE(daemon.Output().find(config + ":3:3: unknown key \"gruop_id\""), std::string::npos) << daemon.Output();
+}
+
+// Defect: a message too large to be copied whole to the dead-letter topic
+// (1,000,000 bytes plus headers is more than the producer's
+// message.max.bytes) stopped the daemon with exit 3, and again on every
+// restart. Now it is dead-lettered truncated, with headers saying so, and
+// the events after it are processed.
+TEST_F(PipelineTest, AMessageTooLargeToDeadLetterWholeIsTruncatedAndTheRestIsProcessed) {
+  // Kafka takes up to 1,048,588 bytes; this producer may send that much.
+  auto big_producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()},
+                                        {"message.max.bytes", "1048588"}});
+  ASSERT_TRUE(big_producer.ok()) << Message(big_producer.status());
+  std::string garbage = "\x0a\xff\xff\xff\xff\x0f";  // a field longer than the message
+  garbage.resize(1'000'000, 'x');
+  ASSERT_FALSE(cx::v1::InteractionEvent().ParseFromString(garbage));
+  auto send = [&](const std::string& key, const std::string& value) {
+    ASSERT_TRUE((*big_producer)->Produce("cx.interactions", 0, key, value).ok());
+  };
+  send("cA", testing::Ended("eA1", kT0, "cA").SerializeAsString());
+  send("cBig", garbage);
+  send("cA", testing::Ended("eA2", kT0 + kMinute, "cA").SerializeAsString());
+  send("cA", testing::Ended("eA3", kT0 + 2 * kMinute, "cA").SerializeAsString());  // fires repeat_contact
+  ASSERT_TRUE((*big_producer)->Flush(10'000).ok());
+
+  testing::ChildProcess daemon(
+      {CXPULSE_BINARY, "run", "--config", WriteConfig(CXPULSE_RULES_DIR), "--exit-when-idle"},
+      dir_.path() + "/poison.log");
+  ASSERT_TRUE(daemon.started());
+  EXPECT_EQ(daemon.Wait(60s), 0) << daemon.Output();
+
+  const auto dead = testing::ReadTopic(cluster_->bootstrap_servers(), "cx.deadletter", 1);
+  ASSERT_EQ(dead.size(), 1u) << daemon.Output();
+  EXPECT_EQ(dead[0].key, "cBig");
+  EXPECT_EQ(dead[0].headers.at("cxpulse.reason"), "decode");
+  EXPECT_EQ(dead[0].headers.at("cxpulse.source"), "cx.interactions/0@1");
+  EXPECT_EQ(dead[0].headers.at("cxpulse.truncated"), "true");
+  EXPECT_EQ(dead[0].headers.at("cxpulse.original_size"), "1000000");
+  EXPECT_FALSE(dead[0].value.empty());
+  EXPECT_LT(dead[0].value.size(), garbage.size());
+  EXPECT_EQ(dead[0].value, garbage.substr(0, dead[0].value.size()));  // a prefix
+
+  // The events after it were processed: their finding was written.
+  const auto findings = testing::ReadTopic(cluster_->bootstrap_servers(), "cx.findings", 1);
+  ASSERT_EQ(findings.size(), 1u) << daemon.Output();
+  cx::v1::Finding repeat;
+  ASSERT_TRUE(repeat.ParseFromString(findings[0].value));
+  EXPECT_EQ(repeat.rule(), "repeat_contact");
+  const auto committed = testing::CommittedOffsets(cluster_->bootstrap_servers(), "it", "cx.interactions", 1);
+  ASSERT_EQ(committed.size(), 1u);
+  EXPECT_EQ(committed[0], 4);
+}
+
+// Defect: while the broker did not answer, a partition that had been read to
+// its end let its watermark follow the wall clock (it looked idle), so the
+// events produced meanwhile were dead-lettered as late once the broker came
+// back. Here the broker (a `cxpulse mock-kafka` process) is stopped with
+// SIGSTOP for four idle timeouts while events keep being produced (queued in
+// the producer); not one of them may turn late.
+TEST_F(PipelineTest, ABrokerStallIsNotAQuietPartition) {
+  testing::ChildProcess broker({CXPULSE_BINARY, "mock-kafka", "--topic", "cx.interactions:4", "--topic",
+                                "cx.findings:1", "--topic", "cx.deadletter:1"},
+                               dir_.path() + "/broker.log");
+  const auto bootstrap = broker.WaitFor(R"(^(127\.0\.0\.1:\d+))", 30s);
+  ASSERT_TRUE(bootstrap) << broker.Output();
+  auto producer = Producer::Create({{"bootstrap.servers", *bootstrap}});
+  ASSERT_TRUE(producer.ok());
+  testing::ChildProcess daemon(
+      {CXPULSE_BINARY, "run", "--config",
+       WriteConfig(CXPULSE_RULES_DIR, "{}",
+                   "{allowed_lateness: 1s, idle_partition_timeout: 2s, commit_interval: 200ms}", *bootstrap)},
+      dir_.path() + "/stall.log");
+  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
+  ASSERT_TRUE(port_text) << daemon.Output();
+  const int port = std::stoi(*port_text);
+  ASSERT_TRUE(daemon.WaitFor(R"(assigned (\d+) partition)", 30s)) << daemon.Output();
+
+  // Events stamped with the wall clock, as a live source stamps them.
+  int sent = 0;
+  auto send_now = [&] {
+    const Micros now = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto e = testing::Sentiment(Cat("e", sent), now, Cat("c", sent));
+    ASSERT_TRUE((*producer)->Produce("cx.interactions", sent % kInputPartitions, e.customer_id(),
+                                     e.SerializeAsString()).ok());
+    ++sent;
+  };
+  using testing::Sample;
+  auto consumed = [&](const std::string& metrics) {
+    return Sample(metrics, "cxpulse_events_consumed_total", {{"type", "sentiment"}, {"channel", "voice"}}).value_or(0);
+  };
+  for (int i = 0; i < 8; ++i) send_now();
+  ASSERT_TRUE((*producer)->Flush(10'000).ok());
+  const auto last_sent = std::chrono::steady_clock::now();
+
+  // Read to its end and quiet: partition 0's watermark idles forward with the
+  // wall clock (its delay stays near the allowed lateness, well under the
+  // time since its last event).
+  std::string metrics;
+  bool idling = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; !idling && std::chrono::steady_clock::now() < deadline;) {
+    metrics = testing::HttpGet(port, "/metrics").body;
+    const auto delay = Sample(metrics, "cxpulse_watermark_delay_seconds", {{"partition", "0"}});
+    idling = consumed(metrics) == sent && delay && *delay < 4.0 && std::chrono::steady_clock::now() - last_sent > 6s;
+    if (!idling) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(idling) << metrics << daemon.Output();
+
+  // The broker stalls for 8 s (four idle timeouts); events keep coming, 50 a second.
+  broker.Signal(SIGSTOP);
+  for (auto until = std::chrono::steady_clock::now() + 8s; std::chrono::steady_clock::now() < until;) {
+    send_now();
+    (*producer)->Poll();
+    std::this_thread::sleep_for(20ms);  // the rate of the source, not a wait for the daemon
+  }
+  broker.Signal(SIGCONT);
+  for (int i = 0; i < 8; ++i) send_now();
+  ASSERT_TRUE((*producer)->Flush(30'000).ok());
+
+  bool all = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 60s; !all && std::chrono::steady_clock::now() < deadline;) {
+    metrics = testing::HttpGet(port, "/metrics").body;
+    all = consumed(metrics) == sent;
+    if (!all) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(all) << sent << " sent\n" << metrics << daemon.Output();
+  EXPECT_EQ(Sample(metrics, "cxpulse_late_events_total"), 0.0) << sent << " sent";
+  EXPECT_EQ(Sample(metrics, "cxpulse_dead_letters_total", {{"reason", "late"}}), 0.0);
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.Wait(30s), 0) << daemon.Output();
+  broker.Signal(SIGTERM);
+  EXPECT_EQ(broker.Wait(30s), 0);
+}
+
+// Defect: with the broker gone and findings undelivered, SIGTERM's drain
+// waited in the consumer's close until the broker came back. Now it is
+// bounded by engine.drain_timeout, and the daemon then exits 3 saying so.
+TEST_F(PipelineTest, TheDrainIsBoundedWhileTheBrokerIsGone) {
+  // Findings cannot be delivered (their partition has no leader): they stay queued.
+  rd_kafka_mock_partition_set_leader(cluster_->mock(), "cx.findings", 0, -1);
+  testing::ChildProcess daemon(
+      {CXPULSE_BINARY, "run", "--config",
+       WriteConfig(CXPULSE_RULES_DIR, "{}",
+                   "{allowed_lateness: 1s, idle_partition_timeout: 1h, commit_interval: 200ms, drain_timeout: 3s}")},
+      dir_.path() + "/drain.log");
+  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
+  ASSERT_TRUE(port_text) << daemon.Output();
+  const int port = std::stoi(*port_text);
+  Send(testing::Ended("eA1", kT0, "cA"));
+  Send(testing::Ended("eA2", kT0 + kMinute, "cA"));
+  Send(testing::Ended("eA3", kT0 + 2 * kMinute, "cA"));  // fires repeat_contact
+  ASSERT_TRUE(producer_->Flush(10'000).ok());
+  std::string metrics;
+  bool fired = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; !fired && std::chrono::steady_clock::now() < deadline;) {
+    metrics = testing::HttpGet(port, "/metrics").body;
+    fired = testing::Sample(metrics, "cxpulse_findings_total", {{"rule", "repeat_contact"}}) == 1.0;
+    if (!fired) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(fired) << metrics << daemon.Output();
+
+  rd_kafka_mock_broker_set_down(cluster_->mock(), -1);
+  daemon.Signal(SIGTERM);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(daemon.Wait(15s), 3) << daemon.Output();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s + 5s) << daemon.Output();
+  EXPECT_NE(daemon.Output().find("engine.drain_timeout (3s)"), std::string::npos) << daemon.Output();
+  rd_kafka_mock_broker_set_up(cluster_->mock(), -1);
 }
 
 }  // namespace
