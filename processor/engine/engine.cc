@@ -7,11 +7,13 @@
 #include <cstring>
 #include <functional>
 #include <queue>
+#include <type_traits>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "common/hash.h"
 #include "common/strings.h"
+#include "engine/state_codec.h"
 
 namespace cxpulse {
 namespace {
@@ -188,6 +190,13 @@ class Slab {
   }
   void Give(uint32_t b) { free_.push_back(b); }  // within the capacity reserved by Take
 
+  // Block b's place in carving order: dense from 0, for a bit per block.
+  static size_t Ordinal(uint32_t b) {
+    const uint32_t chunk = b >> kPlaceBits;
+    const size_t first = chunk < 11 ? 32 * ((size_t{1} << chunk) - 1) : 32 * size_t{2047} + ((size_t{chunk} - 11) << kPlaceBits);
+    return first + (b & kPlaceMask);
+  }
+
  private:
   static constexpr uint32_t kPlaceBits = 16;
   static constexpr uint32_t kPlaceMask = (1u << kPlaceBits) - 1;
@@ -198,6 +207,48 @@ class Slab {
   uint32_t width_;
   uint32_t carved_in_last_ = 0;
   size_t total_ = 0;  // blocks in all chunks
+};
+
+// What changed in one KeyTable since the last checkpoint
+// (EngineOptions::track_changes). A record touched is listed once, a bit per
+// record saying it is listed: appending a number on its first touch in the
+// interval is all an event pays. An erased key is kept as text, since its
+// record's number may go to another key before the checkpoint. All of it
+// keeps its capacity from one interval to the next.
+struct Changes {
+  std::vector<uint64_t> listed;   // a bit per record, by Slab::Ordinal
+  std::vector<uint32_t> touched;  // record numbers, in order of first touch
+  std::string erased;             // erased keys, back to back
+  std::vector<uint32_t> erased_ends;
+  std::vector<std::string_view> gone;  // a checkpoint's erased keys, sorted
+
+  void Touch(uint32_t record, size_t ordinal) {
+    if (ordinal / 64 >= listed.size()) listed.resize(ordinal / 64 + 1);
+    uint64_t& word = listed[ordinal / 64];
+    const uint64_t bit = uint64_t{1} << (ordinal % 64);
+    if (word & bit) return;
+    word |= bit;
+    touched.push_back(record);
+  }
+  void Erased(std::string_view key) {
+    erased.append(key.data(), key.size());
+    erased_ends.push_back(static_cast<uint32_t>(erased.size()));
+  }
+  // The erased keys, each once.
+  const std::vector<std::string_view>& Gone() {
+    gone.clear();
+    for (size_t i = 0, start = 0; i < erased_ends.size(); start = erased_ends[i++]) {
+      gone.emplace_back(erased.data() + start, erased_ends[i] - start);
+    }
+    std::sort(gone.begin(), gone.end());
+    gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
+    return gone;
+  }
+  void Clear() {
+    touched.clear();
+    erased.clear();
+    erased_ends.clear();
+  }
 };
 
 // Keys to per-key state. A key's record (its text and state) lives in a slab;
@@ -236,6 +287,7 @@ class KeyTable {
   std::string_view KeyAt(uint32_t i) const { return records_.Block(i)->key.view(); }
 
   void Erase(uint32_t i) {
+    if (changes_) changes_->Erased(KeyAt(i));
     index_.erase(KeyAt(i));
     Release(i);
   }
@@ -247,6 +299,7 @@ class KeyTable {
     for (auto it = index_.begin(); it != index_.end();) {
       const uint32_t i = *it;
       if (drop(At(i))) {
+        if (changes_) changes_->Erased(KeyAt(i));
         index_.erase(it++);
         Release(i);
         ++n;
@@ -255,6 +308,35 @@ class KeyTable {
       }
     }
     return n;
+  }
+
+  // Checkpoints: from now on, which records change.
+  void TrackChanges() { changes_ = std::make_unique<Changes>(); }
+  // Record i's state may change (an event found or created it).
+  void Touch(uint32_t i) {
+    if (changes_) changes_->Touch(i, Slab<Record>::Ordinal(i));
+  }
+  // What changed since the last call, when tracked: `gone(key)` for each key
+  // erased that holds no state now, then `changed(record)` for each record
+  // touched that still holds its key. A key erased and created again is
+  // only `changed`: its new value supersedes the old one, whose tombstone
+  // would add nothing.
+  template <typename Gone, typename Changed>
+  void TakeChanges(Gone gone, Changed changed) {
+    if (!changes_) return;
+    for (std::string_view key : changes_->Gone()) {
+      if (Find(key) == kNone) gone(key);
+    }
+    for (const uint32_t i : changes_->touched) {
+      const size_t ordinal = Slab<Record>::Ordinal(i);
+      changes_->listed[ordinal / 64] &= ~(uint64_t{1} << (ordinal % 64));
+      if (Find(KeyAt(i)) == i) changed(i);  // a released record keeps its old key's text
+    }
+    changes_->Clear();
+  }
+  template <typename F>
+  void ForEachKey(F f) const {
+    for (const uint32_t i : index_) f(KeyAt(i));
   }
 
  private:
@@ -287,6 +369,7 @@ class KeyTable {
 
   Slab<Record> records_;
   absl::flat_hash_set<uint32_t, Hash, Eq> index_;
+  std::unique_ptr<Changes> changes_;  // null unless tracked
 };
 
 // ---- Per-key state ------------------------------------------------------------
@@ -318,6 +401,7 @@ class Rings {
   const Slab<Entry>& Class(uint32_t c) const { return classes_[c]; }
   // The blocks of `base` entries (a sequence's evidence, one per step).
   Slab<Entry>& base() { return classes_[1]; }
+  uint32_t most() const { return classes_.back().width(); }
 
  private:
   std::vector<Slab<Entry>> classes_;
@@ -468,6 +552,160 @@ uint32_t RingMost(const Rule& rule) {
   return rule.kind == RuleKind::kCount ? std::max(kMostCounted, RingBase(rule)) : RingBase(rule);
 }
 
+// What a key's state holds outside its record (ring and evidence blocks),
+// given back before the record goes.
+void ReleaseHeld(Micros&, Rings&) {}
+void ReleaseHeld(CountKey& k, Rings& r) { k.ring.Release(r); }
+void ReleaseHeld(WindowKey& k, Rings& r) { k.evidence.Release(r); }
+void ReleaseHeld(SpikeKey& k, Rings& r) { k.evidence.Release(r); }
+void ReleaseHeld(SequenceKey& k, Rings& r) {
+  if (k.evidence != Slab<Entry>::kNone) r.base().Give(k.evidence);
+  k.evidence = Slab<Entry>::kNone;
+}
+void ReleaseHeld(Pending&, Rings&) {}
+
+// ---- Changelog records --------------------------------------------------------
+// One record per key of a rule, and one for the partition's watermark, in the
+// partition's changelog (engine/state_log.h). Keys:
+//   rule key:   'e' <rule name> '\0' <key text (values joined by 0x1f)>
+//   watermark:  'e'
+// Values start with the format version byte, kFormatVersion. Numbers are
+// 8 bytes little-endian (times in micros, counts and doubles' bits), counts
+// and lengths varints, strings a varint length then the bytes
+// (engine/state_codec.h). After the version byte:
+//   watermark:  max event time, floor (the watermark as of the last event or of the
+//               last Tick, whichever is later: it can never again be below it)
+//   rule key:   the rule's version tag (8 bytes: StableHash of Rule::version),
+//               the rule's kind (1 byte, RuleKind), then by kind:
+//     match:     cooldown until
+//     count:     cooldown until, ring
+//     sum/ratio: last seen, cooldown until, n <= 12 buckets of (index, total, events), evidence ring
+//     spike:     window index, count, baseline, windows seen, last seen, cooldown until, evidence ring
+//     sequence:  start, last seen, cooldown until, next step, next step's evidence ids
+//     absence:   start, due, event id
+//   ring:        n (at most what the rule's rings hold), lossy (0/1), n of (time, event id), oldest first
+// A decoder takes only what the engine itself could have built: counts
+// within the rule's bounds, times and counts within +-2^62, finite numbers,
+// nothing left over; anything else is kMalformed and leaves no state.
+// Timer sequence numbers are the engine's own and are not written: a restored
+// promise gets a new one (so two promises due at the same instant may fire in
+// another order than they would have).
+constexpr uint8_t kFormatVersion = 1;
+constexpr size_t kRuleHeader = 1 + 8 + 1;  // format version, version tag, kind
+
+void Encode(RecordWriter& w, const Ring& ring, Rings& rings) {
+  w.Varint(ring.size);
+  w.Byte(ring.lossy);
+  for (uint32_t i = 0; i < ring.size; ++i) {
+    const Entry& e = ring.At(rings, i);
+    w.Signed(e.time);
+    w.Bytes(e.event_id.view());
+  }
+}
+void Decode(RecordReader& in, Ring& ring, Rings& rings) {
+  const uint64_t n = in.Varint(rings.most());
+  const uint8_t lossy = in.Byte();
+  in.Check(lossy <= 1);
+  for (uint64_t i = 0; i < n && in.ok(); ++i) {
+    const Micros t = in.Bounded();
+    const std::string_view id = in.Bytes();
+    if (in.ok()) ring.Push(rings, t, id);
+  }
+  ring.lossy = lossy & 1;
+}
+
+void Encode(RecordWriter& w, const Micros& cooldown_until, Rings&) { w.Signed(cooldown_until); }
+void Decode(RecordReader& in, const Rule&, Rings&, Micros& cooldown_until) { cooldown_until = in.Bounded(); }
+
+void Encode(RecordWriter& w, const CountKey& k, Rings& rings) {
+  w.Signed(k.cooldown_until);
+  Encode(w, k.ring, rings);
+}
+void Decode(RecordReader& in, const Rule&, Rings& rings, CountKey& k) {
+  k.cooldown_until = in.Bounded();
+  Decode(in, k.ring, rings);
+}
+
+void Encode(RecordWriter& w, const WindowKey& k, Rings& rings) {
+  w.Signed(k.last_seen);
+  w.Signed(k.cooldown_until);
+  w.Varint(static_cast<uint64_t>(std::count_if(k.buckets.begin(), k.buckets.end(),
+                                               [](const Bucket& b) { return b.index != INT64_MIN; })));
+  for (const Bucket& b : k.buckets) {
+    if (b.index == INT64_MIN) continue;
+    w.Signed(b.index);
+    w.Double(b.a);
+    w.Double(b.b);
+  }
+  Encode(w, k.evidence, rings);
+}
+void Decode(RecordReader& in, const Rule&, Rings& rings, WindowKey& k) {
+  k.last_seen = in.Bounded();
+  k.cooldown_until = in.Bounded();
+  const uint64_t n = in.Varint(kBuckets);
+  for (uint64_t i = 0; i < n && in.ok(); ++i) {
+    const int64_t index = in.Bounded();
+    Bucket& b = k.buckets[static_cast<size_t>(((index % kBuckets) + kBuckets) % kBuckets)];
+    in.Check(b.index == INT64_MIN);  // a bucket's place follows from its index: two cannot share one
+    b = Bucket{index, in.Double(), in.Double()};
+  }
+  Decode(in, k.evidence, rings);
+}
+
+void Encode(RecordWriter& w, const SpikeKey& k, Rings& rings) {
+  w.Signed(k.window_index);
+  w.Signed(k.count);
+  w.Double(k.baseline);
+  w.Signed(k.windows_seen);
+  w.Signed(k.last_seen);
+  w.Signed(k.cooldown_until);
+  Encode(w, k.evidence, rings);
+}
+void Decode(RecordReader& in, const Rule& rule, Rings& rings, SpikeKey& k) {
+  const int64_t window_index = in.Signed();
+  k.window_index = in.Check(window_index == INT64_MIN || std::abs(window_index) <= RecordReader::kBound) ? window_index
+                                                                                                       : INT64_MIN;
+  k.count = in.Bounded();
+  k.baseline = in.Double();
+  k.windows_seen = in.Bounded();
+  // windows_seen * window is compared with the baseline's horizon.
+  in.Check(k.count >= 0 && k.windows_seen >= 0 && k.windows_seen <= RecordReader::kBound / std::max<Micros>(1, rule.window));
+  k.last_seen = in.Bounded();
+  k.cooldown_until = in.Bounded();
+  Decode(in, k.evidence, rings);
+}
+
+void Encode(RecordWriter& w, const SequenceKey& k, Rings& rings) {
+  w.Signed(k.start);
+  w.Signed(k.last_seen);
+  w.Signed(k.cooldown_until);
+  w.Varint(k.next_step);
+  const Entry* steps = k.next_step > 0 ? rings.base().Block(k.evidence) : nullptr;
+  for (uint32_t i = 0; i < k.next_step; ++i) w.Bytes(steps[i].event_id.view());
+}
+void Decode(RecordReader& in, const Rule& rule, Rings& rings, SequenceKey& k) {
+  k.start = in.Bounded();
+  k.last_seen = in.Bounded();
+  k.cooldown_until = in.Bounded();
+  // A sequence that completes starts over, so at most all steps but the last are matched.
+  k.next_step = static_cast<uint32_t>(in.Varint(rule.steps.size() - 1));
+  if (!in.ok() || k.next_step == 0) return;
+  k.evidence = rings.base().Take();
+  Entry* steps = rings.base().Block(k.evidence);
+  for (uint32_t i = 0; i < k.next_step; ++i) steps[i].event_id.Assign(in.Bytes());
+}
+
+void Encode(RecordWriter& w, const Pending& p, Rings&) {
+  w.Signed(p.start);
+  w.Signed(p.due);
+  w.Bytes(p.event_id.view());
+}
+void Decode(RecordReader& in, const Rule&, Rings&, Pending& p) {
+  p.start = in.Bounded();
+  p.due = in.Bounded();
+  p.event_id.Assign(in.Bytes());
+}
+
 }  // namespace
 
 struct Engine::RuleState {
@@ -480,6 +718,21 @@ struct Engine::RuleState {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
   Rings rings;
 
+  // Calls f with the one table a rule of this kind keeps its keys in.
+  template <typename F>
+  auto Visit(RuleKind kind, F&& f) {
+    switch (kind) {
+      case RuleKind::kMatch: return f(cooldowns);
+      case RuleKind::kCount: return f(counts);
+      case RuleKind::kSum:
+      case RuleKind::kRatio: return f(windows);
+      case RuleKind::kSpike: return f(spikes);
+      case RuleKind::kSequence: return f(sequences);
+      case RuleKind::kAbsence: break;
+    }
+    return f(pending);
+  }
+
   size_t keys() const {
     return cooldowns.size() + counts.size() + windows.size() + spikes.size() + sequences.size() + pending.size();
   }
@@ -489,6 +742,7 @@ std::unique_ptr<Engine::RuleState> Engine::NewRuleState(const Rule& rule) const 
   if (!Selects(options_.scope, rule.scope)) return nullptr;
   auto state = std::make_unique<RuleState>();
   state->rings = Rings(RingBase(rule), RingMost(rule));
+  if (options_.track_changes) state->Visit(rule.kind, [](auto& table) { table.TrackChanges(); });
   return state;
 }
 
@@ -500,6 +754,22 @@ struct Engine::PartitionState {
   // records) but must change places on a reload.
   std::vector<std::unique_ptr<RuleState>> rules;
   Micros last_sweep = 0;
+
+  // Checkpoints (EngineOptions::track_changes).
+  // The watermark Tick last fired timers at: past the floor when the
+  // partition idled forward, and where a restored watermark must start.
+  Micros ticked_to = Watermark::kNone;
+  // The watermark record as last written (or restored).
+  Micros saved_max_event_time = Watermark::kNone;
+  Micros saved_floor = Watermark::kNone;
+  // The state of rules a reload removed or changed, kept until the next
+  // checkpoint writes a tombstone for each of its keys.
+  struct Retired {
+    std::string rule;
+    RuleKind kind;
+    std::unique_ptr<RuleState> state;
+  };
+  std::vector<Retired> retired;
 };
 
 struct Engine::Fire {
@@ -531,6 +801,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
   findings_.clear();
   window_text_.clear();
   absence_rules_.clear();
+  version_tags_.clear();
   findings_.reserve(n);
   size_t most_evidence = kEvidence, most_key_values = 1;
   for (const Rule& rule : rules_->rules()) {
@@ -545,6 +816,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
     for (const auto& [k, v] : rule.labels) (*f.mutable_labels())[k] = v;
     f.set_escalate_to(rule.escalate_to);
     window_text_.push_back(rule.window > 0 ? FormatDuration(rule.window) : std::string());
+    version_tags_.push_back(StableHash().Add(rule.version).value());
     if (rule.kind == RuleKind::kAbsence && Selects(options_.scope, rule.scope)) {
       absence_rules_.push_back(findings_.size() - 1);
     }
@@ -614,9 +886,12 @@ void Engine::SwapRules(std::shared_ptr<const RuleSet> rules, std::vector<RuleSta
     for (size_t i = 0; i < new_rules.size(); ++i) {
       moved.push_back(from[i] >= 0 ? std::move(ps->rules[static_cast<size_t>(from[i])]) : NewRuleState(new_rules[i]));
     }
-    // Dropped state leaves its old rule's key count.
+    // Dropped state leaves its old rule's key count, and the changelog at
+    // the next checkpoint.
     for (size_t j = 0; j < old_rules.size(); ++j) {
-      if (!kept[j] && ps->rules[j]) Forget(static_cast<int>(j), ps->rules[j]->keys());
+      if (kept[j] || !ps->rules[j]) continue;
+      Forget(static_cast<int>(j), ps->rules[j]->keys());
+      if (options_.track_changes) ps->retired.push_back({old_rules[j].name, old_rules[j].kind, std::move(ps->rules[j])});
     }
     ps->rules = std::move(moved);
   }
@@ -679,6 +954,7 @@ void Engine::Tick(Micros wall_now) {
     if (!ps) continue;
     const Micros wm = ps->watermark.Current(wall_now);
     FireDue(*ps, wm);
+    ps->ticked_to = std::max(ps->ticked_to, wm);
     if (wall_now - ps->last_sweep >= kSweepInterval) {
       Sweep(*ps, wm);
       ps->last_sweep = wall_now;
@@ -703,14 +979,19 @@ void Engine::BuildKey(const std::vector<expr::Expression>& key, const cx::v1::In
 template <typename Table>
 uint32_t Engine::KeyIndex(int rule_index, Table& table) {
   const uint32_t found = table.Find(key_);
-  if (found != Table::kNone) return found;
+  if (found != Table::kNone) {
+    table.Touch(found);
+    return found;
+  }
   RuleStats& stats = *stats_[static_cast<size_t>(rule_index)];
   if (static_cast<size_t>(stats.keys.load(std::memory_order_relaxed)) >= options_.max_keys_per_rule) {
     stats.key_limit_hits.fetch_add(1, std::memory_order_relaxed);
     return Table::kNone;
   }
   stats.keys.fetch_add(1, std::memory_order_relaxed);
-  return table.Insert(key_);
+  const uint32_t inserted = table.Insert(key_);
+  table.Touch(inserted);
+  return inserted;
 }
 
 template <typename Table>
@@ -966,27 +1247,152 @@ void Engine::Sweep(PartitionState& ps, Micros watermark) {
     erased += s.counts.EraseIf([&](CountKey& k) {
       const Micros newest = k.ring.size == 0 ? Watermark::kNone : k.ring.At(s.rings, k.ring.size - 1u).time;
       if (newest > watermark - rule.window || k.cooldown_until > watermark) return false;
-      k.ring.Release(s.rings);
+      ReleaseHeld(k, s.rings);
       return true;
     });
-    auto idle = [&](const auto& k) { return k.last_seen <= horizon && k.cooldown_until <= watermark; };
-    erased += s.windows.EraseIf([&](WindowKey& k) {
-      if (!idle(k)) return false;
-      k.evidence.Release(s.rings);
+    auto idle = [&](auto& k) {
+      if (k.last_seen > horizon || k.cooldown_until > watermark) return false;
+      ReleaseHeld(k, s.rings);
       return true;
-    });
-    erased += s.spikes.EraseIf([&](SpikeKey& k) {
-      if (!idle(k)) return false;
-      k.evidence.Release(s.rings);
-      return true;
-    });
-    erased += s.sequences.EraseIf([&](const SequenceKey& k) {
-      if (!idle(k)) return false;
-      if (k.evidence != Slab<Entry>::kNone) s.rings.base().Give(k.evidence);
-      return true;
-    });
+    };
+    erased += s.windows.EraseIf(idle);
+    erased += s.spikes.EraseIf(idle);
+    erased += s.sequences.EraseIf(idle);
     Forget(static_cast<int>(r), erased);
   }
+}
+
+void Engine::Checkpoint(int32_t partition, StateWriter& out) {
+  const auto p = static_cast<size_t>(partition);
+  if (!options_.track_changes || p >= partitions_.size() || !partitions_[p]) return;
+  PartitionState& ps = *partitions_[p];
+  CheckpointWatermark(ps, out);
+  // Before the rules' own records: a reloaded rule's tombstones, then its
+  // new state's puts for the same keys.
+  CheckpointRetired(ps, out);
+  for (size_t r = 0; r < ps.rules.size(); ++r) {
+    RuleState* s = ps.rules[r].get();
+    if (s == nullptr) continue;
+    s->Visit(rules_->rules()[r].kind, [&](auto& table) { CheckpointTable(static_cast<int>(r), table, *s, out); });
+  }
+}
+
+void Engine::CheckpointWatermark(PartitionState& ps, StateWriter& out) {
+  const Micros max_event_time = ps.watermark.max_event_time();
+  const Micros floor = std::max(ps.watermark.Settled(), ps.ticked_to);
+  if (max_event_time == ps.saved_max_event_time && floor == ps.saved_floor) return;
+  ps.saved_max_event_time = max_event_time;
+  ps.saved_floor = floor;
+  record_value_.clear();
+  RecordWriter w(&record_value_);
+  w.Byte(kFormatVersion);
+  w.Signed(max_event_time);
+  w.Signed(floor);
+  out.Put(std::string_view(&kEngineRecord, 1), record_value_);
+}
+
+void Engine::CheckpointRetired(PartitionState& ps, StateWriter& out) {
+  for (PartitionState::Retired& retired : ps.retired) {
+    auto tombstone = [&](std::string_view key) {
+      SetRecordKey(retired.rule, key);
+      out.Erase(record_key_);
+    };
+    retired.state->Visit(retired.kind, [&](auto& table) {
+      table.TakeChanges(tombstone, [](uint32_t) {});  // keys erased before the reload
+      table.ForEachKey(tombstone);
+    });
+  }
+  ps.retired.clear();
+}
+
+template <typename Table>
+void Engine::CheckpointTable(int rule_index, Table& table, RuleState& s, StateWriter& out) {
+  const Rule& rule = rules_->rules()[static_cast<size_t>(rule_index)];
+  table.TakeChanges(
+      [&](std::string_view key) {
+        SetRecordKey(rule.name, key);
+        out.Erase(record_key_);
+      },
+      [&](uint32_t record) {
+        SetRecordKey(rule.name, table.KeyAt(record));
+        record_value_.clear();
+        RecordWriter w(&record_value_);
+        w.Byte(kFormatVersion);
+        w.Fixed(version_tags_[static_cast<size_t>(rule_index)]);
+        w.Byte(static_cast<uint8_t>(rule.kind));
+        Encode(w, table.At(record), s.rings);
+        out.Put(record_key_, record_value_);
+      });
+}
+
+void Engine::SetRecordKey(std::string_view rule, std::string_view key) {
+  record_key_.assign(1, kEngineRecord);
+  record_key_.append(rule.data(), rule.size());
+  record_key_.push_back('\0');
+  record_key_.append(key.data(), key.size());
+}
+
+RestoreDrop Engine::Restore(int32_t partition, std::string_view key, std::string_view value, Micros wall_now) {
+  if (partition < 0 || key.empty() || key[0] != kEngineRecord || value.empty()) return RestoreDrop::kMalformed;
+  if (static_cast<uint8_t>(value[0]) != kFormatVersion) return RestoreDrop::kUnknownVersion;
+  PartitionState& ps = StateFor(partition);
+  if (key.size() == 1) return RestoreWatermark(ps, value, wall_now);
+  const size_t name_end = key.find('\0', 1);
+  if (name_end == std::string_view::npos) return RestoreDrop::kMalformed;
+  const int r = rules_->IndexOf(key.substr(1, name_end - 1));
+  if (r < 0 || !ps.rules[static_cast<size_t>(r)]) return RestoreDrop::kRuleRemoved;  // or outside this engine's scope
+  const Rule& rule = rules_->rules()[static_cast<size_t>(r)];
+  if (value.size() < kRuleHeader) return RestoreDrop::kMalformed;
+  RecordReader header(value.substr(1, kRuleHeader - 1));
+  if (header.Fixed() != version_tags_[static_cast<size_t>(r)]) return RestoreDrop::kRuleChanged;
+  if (header.Byte() != static_cast<uint8_t>(rule.kind)) return RestoreDrop::kMalformed;
+  RuleState& s = *ps.rules[static_cast<size_t>(r)];
+  return s.Visit(rule.kind, [&](auto& table) {
+    return RestoreKey(r, table, s, key.substr(name_end + 1), value.substr(kRuleHeader));
+  });
+}
+
+RestoreDrop Engine::RestoreWatermark(PartitionState& ps, std::string_view value, Micros wall_now) {
+  RecordReader in(value.substr(1));
+  const Micros max_event_time = in.Bounded();
+  const Micros floor = in.Bounded();
+  if (!in.Done()) return RestoreDrop::kMalformed;
+  ps.watermark.Restore(max_event_time, floor, wall_now);
+  ps.saved_max_event_time = ps.watermark.max_event_time();
+  ps.saved_floor = floor;
+  return RestoreDrop::kNone;
+}
+
+template <typename Table>
+RestoreDrop Engine::RestoreKey(int rule_index, Table& table, RuleState& s, std::string_view key,
+                               std::string_view payload) {
+  const Rule& rule = rules_->rules()[static_cast<size_t>(rule_index)];
+  RuleStats& stats = *stats_[static_cast<size_t>(rule_index)];
+  uint32_t record = table.Find(key);
+  if (record == Table::kNone &&
+      static_cast<size_t>(stats.keys.load(std::memory_order_relaxed)) >= options_.max_keys_per_rule) {
+    return RestoreDrop::kKeyLimit;
+  }
+  typename Table::Value state{};
+  RecordReader in(payload);
+  Decode(in, rule, s.rings, state);
+  if (!in.Done()) {
+    ReleaseHeld(state, s.rings);
+    return RestoreDrop::kMalformed;
+  }
+  if (record == Table::kNone) {
+    record = table.Insert(key);
+    stats.keys.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    ReleaseHeld(table.At(record), s.rings);  // a key given twice: the later value stands
+  }
+  table.At(record) = std::move(state);
+  if constexpr (std::is_same_v<typename Table::Value, Pending>) {
+    Pending& p = table.At(record);
+    p.seq = ++next_seq_;
+    s.timers.push(Timer{p.due, p.seq, record});
+  }
+  return RestoreDrop::kNone;
 }
 
 void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire) {

@@ -3,7 +3,9 @@
 // the one thread that calls into the engine; no locks inside. The per-rule
 // statistics are atomics written only by that thread, read by any. Once warm,
 // processing an event allocates nothing, findings included; per-key state is
-// laid out for memory (engine.cc: "Storage for per-key state").
+// laid out for memory (engine.cc: "Storage for per-key state"). Checkpoint
+// and Restore carry that state through a changelog (engine/state_log.h;
+// the records' layout: engine.cc, "Changelog records").
 #pragma once
 
 #include <atomic>
@@ -18,6 +20,7 @@
 #include "cx/v1/finding.pb.h"
 #include "engine/finding_sink.h"
 #include "engine/rule_set.h"
+#include "engine/state_log.h"
 #include "engine/watermark.h"
 
 namespace cxpulse {
@@ -32,6 +35,9 @@ struct EngineOptions {
   // evaluated, hold no state and leave their statistics alone: a shard's
   // engine runs the per-customer rules, the centre stage's the centre-wide ones.
   ScopeSelector scope = ScopeSelector::kAll;
+  // Keep, per partition, the state records changed since its last
+  // Checkpoint. Off: Checkpoint writes nothing, and events pay nothing for it.
+  bool track_changes = false;
 };
 
 // Per rule, written by the engine's thread, readable from any (relaxed).
@@ -84,6 +90,18 @@ class Engine final {
   // A partition moved away: its state goes with it.
   void DropPartition(int32_t partition);
 
+  // Writes what changed in the partition's state since its previous
+  // Checkpoint (EngineOptions::track_changes): a Put for each key whose
+  // state changed and for the partition's watermark, an Erase for each key
+  // whose state went (swept, a promise kept or broken, a rule reloaded away).
+  void Checkpoint(int32_t partition, StateWriter& out);
+
+  // Takes up one record of a partition's changelog, the latest value of its
+  // key, before the partition's first event; a record it does not take, it
+  // says why. Any bytes are safe to pass. Restored state counts as written:
+  // the next Checkpoint writes only what changes after it.
+  [[nodiscard]] RestoreDrop Restore(int32_t partition, std::string_view key, std::string_view value, Micros wall_now);
+
   Micros WatermarkOf(int32_t partition, Micros wall_now) const;
   size_t KeysHeld(int rule_index) const;
   const RuleStats& Stats(int rule_index) const { return *stats_[static_cast<size_t>(rule_index)]; }
@@ -118,6 +136,16 @@ class Engine final {
   void FireDue(PartitionState& ps, Micros watermark);
   void Sweep(PartitionState& ps, Micros watermark);
   void BuildKey(const std::vector<expr::Expression>& key, const cx::v1::InteractionEvent& event);
+  // Checkpoint's parts: the watermark, rules reloaded away, one rule's table.
+  void CheckpointWatermark(PartitionState& ps, StateWriter& out);
+  void CheckpointRetired(PartitionState& ps, StateWriter& out);
+  template <typename Table>
+  void CheckpointTable(int rule_index, Table& table, RuleState& s, StateWriter& out);
+  RestoreDrop RestoreWatermark(PartitionState& ps, std::string_view value, Micros wall_now);
+  template <typename Table>
+  RestoreDrop RestoreKey(int rule_index, Table& table, RuleState& s, std::string_view key, std::string_view payload);
+  // record_key_ as the changelog key of `key` in the rule named `rule`.
+  void SetRecordKey(std::string_view rule, std::string_view key);
   // The current key's record in `table`, created if new; Table::kNone (for
   // KeyState, null) when the rule's key limit is hit.
   template <typename Table>
@@ -145,6 +173,8 @@ class Engine final {
   std::vector<cx::v1::Finding> findings_;
   std::vector<std::string> window_text_;  // per rule: its window as "7d", for {window}
   std::vector<size_t> absence_rules_;     // the indices of the rules that set timers
+  std::vector<uint64_t> version_tags_;    // per rule: its version, as the changelog names it
+  std::string record_key_, record_value_;  // Checkpoint's scratch
   uint64_t next_seq_ = 0;
 };
 

@@ -70,6 +70,21 @@ class Watermark {
   }
 
   Micros max_event_time() const { return max_event_time_; }
+  // The watermark as of the last event, before any idle advance since: the
+  // least it can be from now on, whatever the wall clock does.
+  Micros Settled() const { return max_event_time_ == kNone ? kNone : std::max(max_event_time_ - lateness_, floor_); }
+
+  // Takes up a checkpoint's max_event_time() and a floor (Settled(), or past
+  // it where the wall clock had moved the watermark on), before the
+  // partition's first event. The idle clock starts again at `wall_now` (the
+  // wall time of a checkpoint means nothing to a process restoring it), and
+  // from the floor: a watermark that had idled forward goes on from where it
+  // stood, as if an event at floor + lateness had just come.
+  void Restore(Micros max_event_time, Micros floor, Micros wall_now) {
+    max_event_time_ = max_event_time == kNone ? kNone : std::max(max_event_time, floor + lateness_);
+    floor_ = floor;
+    last_event_wall_ = wall_now;
+  }
 
  private:
   Micros lateness_;

@@ -1,6 +1,8 @@
 // Engine throughput on one core: the shipped rule pack over generated
 // contact-centre traffic from over 1M distinct customers (8M events).
-//   BM_Engine:           pre-decoded events (the engine alone)
+//   BM_Engine:           pre-decoded events (the engine alone); /1: tracking changes and
+//                        checkpointing every partition each kCheckpointEvery events, as a
+//                        daemon with a changelog does (/0: neither)
 //   BM_DecodeAndEngine:  serialized protobuf, decoded as a shard does (EventDecoder), then the engine
 //   BM_EventDecoder:     the shard's decoding alone
 //   BM_DecodeOnly:       plain protobuf decoding into one reused message, the reference for the others
@@ -73,29 +75,50 @@ void Report(benchmark::State& state, const Corpus& c, const CountingSink& sink, 
   state.counters["findings"] = static_cast<double>(sink.findings);
 }
 
+// Counts a checkpoint's records; a producer would copy them.
+class CountingWriter final : public StateWriter {
+ public:
+  void Put(std::string_view, std::string_view value) override {
+    ++records;
+    bytes += value.size();
+  }
+  void Erase(std::string_view) override { ++records; }
+  uint64_t records = 0, bytes = 0;
+};
+
+// About a commit interval's worth of events at this engine's speed (100 ms).
+constexpr size_t kCheckpointEvery = 100'000;
+
 void BM_Engine(benchmark::State& state) {
   const Corpus& c = TheCorpus();
   CountingSink sink;
+  CountingWriter changelog;
+  EngineOptions options{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond};
+  options.track_changes = state.range(0) != 0;
   // Event time drives the watermark; the wall clock is pinned at the first
   // event so no partition ever looks idle.
   std::optional<Engine> engine;
-  engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+  engine.emplace(Pack(), options, &sink);
   const Micros wall = ToMicros(c.events.front().occurred_at());
   size_t i = 0, processed = 0;
   for (auto _ : state) {
     if (i == c.events.size()) {
       state.PauseTiming();  // the next lap starts with fresh state, as event time cannot go back
-      engine.emplace(Pack(), EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+      engine.emplace(Pack(), options, &sink);
       i = 0;
       state.ResumeTiming();
     }
     benchmark::DoNotOptimize(engine->Process(c.partitions[i], c.events[i], wall));
     ++i;
     ++processed;
+    if (options.track_changes && processed % kCheckpointEvery == 0) {
+      for (int32_t p = 0; p < kPartitions; ++p) engine->Checkpoint(p, changelog);
+    }
   }
   Report(state, c, sink, processed);
+  state.counters["changelog_records"] = static_cast<double>(changelog.records);
 }
-BENCHMARK(BM_Engine)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_Engine)->Arg(0)->Arg(1)->Unit(benchmark::kNanosecond);
 
 void BM_DecodeAndEngine(benchmark::State& state) {
   const Corpus& c = TheCorpus();

@@ -62,14 +62,28 @@ TEST(EngineAllocTest, TheCounterSeesAllocations) {
   EXPECT_GE(::cxpulse::testing::Allocations() - before, 1);
 }
 
+// Counts a checkpoint's writes, keeping nothing: writing allocates nothing.
+class CountingWriter final : public StateWriter {
+ public:
+  void Put(std::string_view key, std::string_view value) override {
+    ++puts;
+    bytes += key.size() + value.size();
+  }
+  void Erase(std::string_view) override { ++erases; }
+  uint64_t puts = 0, erases = 0, bytes = 0;
+};
+
 // The daemon's wall clock during live traffic is close to event time: each
 // event is processed at its own time, and Tick runs as after a batch. As in
-// a shard, the KPIs take what the engine did not find late.
+// a shard, the KPIs take what the engine did not find late. With change
+// tracking, each batch is a commit interval: every partition checkpointed.
 struct Feeder {
   Engine& engine;
   KpiAggregator& kpi;
+  bool checkpoint = false;
   size_t fed = 0;
   size_t late = 0;
+  CountingWriter changelog;
   void operator()(const cx::v1::InteractionEvent& e) {
     const Micros now = ToMicros(e.occurred_at());
     const auto partition = static_cast<int32_t>(std::hash<std::string>()(e.customer_id()) % kPartitions);
@@ -78,22 +92,25 @@ struct Feeder {
     if (++fed % kTickEvery == 0) {
       engine.Tick(now);
       kpi.Tick(now);
+      for (int32_t p = 0; checkpoint && p < kPartitions; ++p) engine.Checkpoint(p, changelog);
     }
   }
 };
 
 // As a shard does: every event arrives serialized and is decoded into one
 // reused message, so decoding is part of what must not allocate.
-TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsIncluded) {
+void ExpectSteadyStateAllocatesNothing(bool track_changes) {
   auto loaded = LoadRuleSet({CXPULSE_RULES_DIR});
   ASSERT_TRUE(loaded.ok()) << Message(loaded.status());
   const std::shared_ptr<const RuleSet> rules = *loaded;
   CountingSink sink(rules->rules().size());
-  Engine engine(rules, EngineOptions{}, &sink);
+  EngineOptions engine_options;
+  engine_options.track_changes = track_changes;
+  Engine engine(rules, engine_options, &sink);
   const KpiConfig kpi_config;
   QueueLabels queues(kpi_config);
   KpiAggregator kpi(kpi_config, &queues, EngineConfig().allowed_lateness, EngineConfig().idle_partition_timeout);
-  Feeder feed{engine, kpi};
+  Feeder feed{engine, kpi, track_changes};
 
   // A small customer pool at a high contact rate (each customer about 40
   // contacts a day) so that, after the warm-up, every customer and
@@ -156,6 +173,7 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   }
   const uint64_t findings_before = sink.Total();
   const std::vector<uint64_t> per_rule_before = sink.per_rule;
+  const CountingWriter changelog_before = feed.changelog;
 
   std::vector<std::string> measured_wire;
   size_t long_strings = 0;  // free text: survey comments, complaints
@@ -213,11 +231,27 @@ TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsInclud
   const int ping_pong = rules->IndexOf("transfer_ping_pong");
   ASSERT_GE(ping_pong, 0);
   EXPECT_GT(engine.Stats(ping_pong).evaluations.load(), 0u);
+  if (track_changes) {
+    // Checkpoints ran in the window and wrote both kinds of record.
+    EXPECT_GT(feed.changelog.puts, changelog_before.puts);
+    EXPECT_GT(feed.changelog.erases, changelog_before.erases);
+    std::printf("changelog in the window: %llu puts (%llu bytes), %llu tombstones\n",
+                static_cast<unsigned long long>(feed.changelog.puts - changelog_before.puts),
+                static_cast<unsigned long long>(feed.changelog.bytes - changelog_before.bytes),
+                static_cast<unsigned long long>(feed.changelog.erases - changelog_before.erases));
+  }
   std::printf("measured window (%zu events after %zu of warm-up): %llu findings, %ld allocations, %zu events "
               "with free text over 15 bytes\n%s",
               kMeasured, warm_events, static_cast<unsigned long long>(window_findings), allocated, long_strings,
               report.c_str());
 }
+
+TEST(EngineAllocTest, SteadyStateAllocatesNothingPerEventDecodeAndFindingsIncluded) {
+  ExpectSteadyStateAllocatesNothing(false);
+}
+
+// Change tracking and the checkpoints after each batch allocate nothing either.
+TEST(EngineAllocTest, SteadyStateWithCheckpointsAllocatesNothing) { ExpectSteadyStateAllocatesNothing(true); }
 
 // Generated traffic from a small customer pool at a high contact rate, so
 // every customer has state within days of it.
@@ -230,14 +264,6 @@ TrafficGenerator SmallPoolTraffic(uint64_t seed, std::chrono::system_clock::time
 }
 const auto kTrafficStart = std::chrono::system_clock::time_point(std::chrono::seconds(1'767'603'600));
 
-// A checkpoint's writer that keeps nothing: what it is handed is counted.
-class CountingStateWriter final : public StateWriter {
- public:
-  void Put(std::string_view key, std::string_view value) override { bytes += key.size() + value.size(); }
-  void Erase(std::string_view key) override { bytes += key.size(); }
-  size_t bytes = 0;
-};
-
 // With change tracking on, as the daemon runs it with a changelog: the
 // partitions' shares, the dirty lists and each batch's checkpoint of every
 // partition allocate nothing once warm either.
@@ -246,7 +272,7 @@ TEST(EngineAllocTest, KpiChangeTrackingAndCheckpointsAllocateNothingOnceWarm) {
   QueueLabels queues(kpi_config);
   KpiAggregator kpi(kpi_config, &queues, EngineConfig().allowed_lateness, EngineConfig().idle_partition_timeout,
                     /*track_changes=*/true);
-  CountingStateWriter changelog;
+  CountingWriter changelog;
   size_t fed = 0;
   const auto feed = [&](const cx::v1::InteractionEvent& e) {
     const Micros now = ToMicros(e.occurred_at());
