@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <random>
 #include <thread>
 
 #include "common/strings.h"
@@ -14,8 +15,8 @@ namespace {
 constexpr Micros kLagInterval = kMicrosPerSecond;
 
 std::string RandomHex64() {
-  std::random_device random;
-  const uint64_t v = uint64_t{random()} << 32 | random();
+  std::random_device device;
+  const uint64_t v = uint64_t{device()} << 32 | device();
   return fmt::format("{:016x}", v);
 }
 constexpr auto kAckTimeout = std::chrono::seconds(60);

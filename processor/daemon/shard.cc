@@ -15,6 +15,16 @@ constexpr int kFlushTimeoutMs = 30'000;
 // newest is replaced (it only commits later). Deliveries time out first
 // (message.timeout.ms), which stops the shard.
 constexpr size_t kMaxPendingCheckpoints = 64;
+// Transactions and their parts: how long one call may wait for the brokers.
+constexpr int kTxnTimeoutMs = 30'000;
+// Back-pressure: past this many messages waiting in the producer (the
+// brokers are not taking findings, dead letters or state), the shard pauses
+// its partitions instead of reading on into memory; below the second, it
+// resumes. librdkafka's own queue holds 100,000 by default.
+constexpr int kPauseAbove = 50'000;
+constexpr int kResumeBelow = 10'000;
+// Reading one partition's changelog back.
+constexpr Micros kRestoreTimeout = 120 * kMicrosPerSecond;
 // What is kept of a record too large to dead-letter whole (its key and its
 // value each): enough to recognise it, far under any broker's limit.
 constexpr size_t kDeadLetterPrefixBytes = 64 * 1024;
@@ -281,6 +291,168 @@ absl::Status Shard::DeadLetterTruncated(const rd_kafka_message_t& msg, DeadLette
   return producer_->Produce(config_.kafka.dead_letter_topic, RD_KAFKA_PARTITION_UA, key, value, headers);
 }
 
+void Shard::PauseWhileBacklogged() {
+  const int waiting = rd_kafka_outq_len(producer_->handle());
+  if (paused_ == (waiting > (paused_ ? kResumeBelow : kPauseAbove))) return;
+  paused_ = !paused_;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
+  for (int32_t p : owned_) rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p);
+  const rd_kafka_resp_err_t err =
+      paused_ ? rd_kafka_pause_partitions(consumer_, list.get()) : rd_kafka_resume_partitions(consumer_, list.get());
+  ShardCounters::Add(counters_.pauses, paused_ ? 1 : 0);
+  counters_.paused.store(paused_, std::memory_order_relaxed);
+  if (paused_) {
+    spdlog::warn("shard {}: {} messages wait for the brokers; its {} partition(s) paused until fewer than {} do{}", index_,
+                 waiting, owned_.size(), kResumeBelow, err ? Cat(" (", rd_kafka_err2str(err), ")") : "");
+  } else {
+    spdlog::info("shard {}: the brokers take its output again; its partitions resumed", index_);
+  }
+}
+
+void Shard::RestoreAssigned() {
+  while (!restoring_.empty() && fatal_.ok()) {
+    const int32_t p = restoring_.front();
+    Restore(p);
+    restoring_.erase(restoring_.begin());
+    restoring_count_.store(static_cast<int>(restoring_.size()), std::memory_order_release);
+    // Not known to be at its end until the consumer says so (its EOF).
+    engine_->SetAtEnd(p, false, clock_->Now());
+    kpi_->SetAtEnd(p, false, clock_->Now());
+    if (paused_) {  // held back with the others until the brokers catch up
+      PartitionList list(rd_kafka_topic_partition_list_new(1));
+      rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p);
+      rd_kafka_pause_partitions(consumer_, list.get());
+    }
+  }
+}
+
+void Shard::Restore(int32_t p) {
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<RestoredState> state = restorer_->Read(p, kRestoreTimeout);
+  if (!state.ok()) {
+    return Fail(absl::UnavailableError(Cat("state of ", config_.kafka.input_topic, " [", p,
+                                           "] not restored: ", Message(state.status()))));
+  }
+  const Micros now = clock_->Now();
+  std::array<uint64_t, static_cast<size_t>(RestoreDrop::kCount)> dropped{};
+  for (const auto& [key, value] : state->records) {
+    RestoreDrop d = RestoreDrop::kMalformed;
+    if (key == kPositionKey) {
+      const std::optional<int64_t> next = DecodePosition(value);
+      d = next ? RestoreDrop::kNone : RestoreDrop::kUnknownVersion;
+      if (next) restored_through_[static_cast<size_t>(p)] = *next;
+    } else if (key[0] == kEngineRecord) {
+      d = engine_->Restore(p, key, value, now);
+    } else if (key[0] == kKpiRecord) {
+      d = kpi_->Restore(p, key, value, now);
+    }
+    ++dropped[static_cast<size_t>(d)];
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ShardCounters::Add(counters_.restored_partitions);
+  ShardCounters::Add(counters_.restored_records, state->records_read);
+  ShardCounters::Add(counters_.restored_bytes, state->bytes_read);
+  counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
+                                  std::memory_order_relaxed);
+  std::string drops;
+  for (size_t d = 1; d < dropped.size(); ++d) {
+    if (dropped[d] == 0) continue;
+    ShardCounters::Add(counters_.restore_dropped[d], dropped[d]);
+    Append(&drops, drops.empty() ? "; dropped " : ", ", dropped[d], " ", RestoreDropName(static_cast<RestoreDrop>(d)));
+  }
+  if (state->incomplete > 0) Append(&drops, drops.empty() ? "; " : ", ", state->incomplete, " of an unfinished checkpoint");
+  spdlog::info("shard {}: restored {} [{}] in {:.3f}s: {} records taken of {} read ({} bytes), resuming at offset {}{}",
+               index_, config_.kafka.input_topic, p, seconds, dropped[0], state->records_read, state->bytes_read,
+               restored_through_[static_cast<size_t>(p)], drops);
+}
+
+void Shard::WriteState(const std::function<StateWriter&(int32_t)>& out) {
+  // Counts what a partition's engine and KPIs wrote: a partition with no
+  // change and no new offset writes nothing, so an idle shard commits nothing.
+  struct Counting final : StateWriter {
+    explicit Counting(StateWriter& out) : to(out) {}
+    void Put(std::string_view key, std::string_view value) override { ++n, to.Put(key, value); }
+    void Erase(std::string_view key) override { ++n, to.Erase(key); }
+    StateWriter& to;
+    uint64_t n = 0;
+  };
+  for (int32_t p : owned_) {
+    const int64_t next = next_[static_cast<size_t>(p)];
+    if (next < 0) continue;  // nothing read since assignment: its state is what was restored
+    Counting w(out(p));
+    engine_->Checkpoint(p, w);
+    kpi_->Checkpoint(p, w);
+    if (w.n == 0 && next == positions_[static_cast<size_t>(p)]) continue;
+    w.Put(kPositionKey, EncodePosition(next));  // last: a restore takes the records up to here
+    positions_[static_cast<size_t>(p)] = next;
+  }
+}
+
+void Shard::Commit() {
+  if (!exactly_once_) return MarkCheckpoint();
+  if (!fatal_.ok()) return;
+  uint64_t records = 0, bytes = 0;
+  absl::Status written;
+  std::optional<ChangelogWriter> writer;
+  WriteState([&](int32_t p) -> StateWriter& {
+    if (writer) {
+      records += writer->records();
+      bytes += writer->bytes();
+      if (written.ok()) written = writer->status();
+    }
+    return writer.emplace(producer_.get(), config_.kafka.changelog_topic, p);
+  });
+  if (writer) {
+    records += writer->records();
+    bytes += writer->bytes();
+    if (written.ok()) written = writer->status();
+  }
+  if (!written.ok()) return Fail(written);
+  ShardCounters::Add(counters_.state_records, records);
+  ShardCounters::Add(counters_.state_bytes, bytes);
+  // Nothing produced, no offset moved (every position is unchanged): the
+  // transaction stays open for the next interval.
+  if (producer_->produced() == produced_at_begin_) return;
+
+  PartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
+  std::vector<std::pair<int32_t, int64_t>> committed;
+  for (int32_t p : owned_) {
+    const int64_t next = next_[static_cast<size_t>(p)];
+    if (next < 0) continue;
+    rd_kafka_topic_partition_list_add(offsets.get(), config_.kafka.input_topic.c_str(), p)->offset = next;
+    committed.emplace_back(p, next);
+  }
+  // A retriable failure is tried again, a failure that needs an abort (or
+  // any other) stops the shard: its state is ahead of what is committed, and
+  // a restart reads back the state of the last committed transaction.
+  auto attempt = [&](auto call) {
+    absl::Status st;
+    for (int tries = 0; tries < 10; ++tries) {
+      st = call();
+      if (!absl::IsUnavailable(st)) break;
+      spdlog::warn("shard {}: {}; trying again", index_, Message(st));
+    }
+    return st;
+  };
+  absl::Status st;
+  if (!committed.empty()) st = attempt([&] { return producer_->SendOffsets(consumer_, offsets.get(), kTxnTimeoutMs); });
+  if (st.ok()) st = attempt([&] { return producer_->CommitTransaction(kTxnTimeoutMs); });
+  if (!st.ok()) {
+    if (absl::IsAborted(st)) (void)producer_->AbortTransaction(kTxnTimeoutMs);
+    return Fail(absl::DataLossError(Cat(Message(st), "; nothing of this transaction is committed, and a restart "
+                                                     "resumes from the last one that was")));
+  }
+  ShardCounters::Add(counters_.transactions);
+  for (const auto& [p, next] : committed) offsets_->committable[p].store(next, std::memory_order_release);
+  produced_at_begin_ = producer_->produced();
+  if (absl::Status b = producer_->BeginTransaction(); !b.ok()) Fail(b);
+}
+
+// At least once, the shard does not wait for its findings here: waiting (a
+// flush) held every record arriving meanwhile for a produce round trip, once
+// a commit_interval (BENCHMARKS.md (d)). An offset still becomes committable
+// only once every finding and dead letter produced before it, and then the
+// state that reflects it, are delivered: state is never ahead of findings.
 void Shard::MarkCheckpoint() {
   PendingCheckpoint c{producer_->Mark(), {}, std::make_unique<ChangelogBatch>()};
   for (int32_t p : owned_) {

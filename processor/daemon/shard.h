@@ -142,6 +142,22 @@ class Shard {
   // of key and value, with headers saying so and giving the original sizes.
   [[nodiscard]] absl::Status DeadLetterTruncated(const rd_kafka_message_t& msg, DeadLetterReason reason,
                                                  std::string_view detail, std::string_view source);
+  // Reads back the state of the partitions just assigned, before any of
+  // their events (and tells the engine and KPIs they are not at their end).
+  void RestoreAssigned();
+  // Pauses the shard's partitions while its producer holds too much the
+  // brokers have not taken yet, and resumes them once it has drained.
+  void PauseWhileBacklogged();
+  void Restore(int32_t partition);
+  // Every commit_interval. Exactly once: writes the changed state and each
+  // partition's position into the transaction, adds the input offsets, and
+  // commits it (waiting for the brokers). At least once: MarkCheckpoint.
+  void Commit();
+  // The changed state of every owned partition, each ending with its
+  // position record, written to `out`'s partitions.
+  void WriteState(const std::function<StateWriter&(int32_t)>& out);
+  // At least once, without waiting: stages the changed state and notes each
+  // owned partition's next offset under a producer delivery mark.
   void MarkCheckpoint();
   // At least once: a noted checkpoint whose findings and dead letters are
   // all delivered sends its staged state; once that is delivered too, its
