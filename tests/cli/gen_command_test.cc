@@ -1,7 +1,6 @@
 // `cxpulse gen` and `cxpulse mock-kafka` as a script or a benchmark runs them: the real
 // binary as a child process, its files read back, its topic read back with librdkafka
 // and with kcat.
-#include <google/protobuf/io/coded_stream.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include "cx/v1/event.pb.h"
 #include "support/child_process.h"
 #include "support/command.h"
+#include "support/event_files.h"
 #include "support/events.h"
 #include "support/kafka_reader.h"
 #include "support/temp_dir.h"
@@ -25,28 +25,10 @@ using testing::CommandRun;
 using testing::Cxpulse;
 using testing::kMinute;
 using testing::kT0;
+using testing::ReadEvents;
 using testing::ReadFile;
 using testing::ReadLines;
 using testing::RunProgram;
-
-// Every event of a file `gen` wrote: JSON lines, or delimited protobuf if it ends in .pb.
-// Anything that does not parse fails the test.
-std::vector<cx::v1::InteractionEvent> ReadEvents(const std::string& path) {
-  std::vector<cx::v1::InteractionEvent> events;
-  if (path.ends_with(".pb")) {
-    const std::string bytes = ReadFile(path);
-    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                              static_cast<int>(bytes.size()));
-    for (uint32_t size; in.ReadVarint32(&size);) {
-      std::string message;
-      EXPECT_TRUE(in.ReadString(&message, static_cast<int>(size)));
-      EXPECT_TRUE(events.emplace_back().ParseFromString(message)) << "event " << events.size();
-    }
-    EXPECT_EQ(in.CurrentPosition(), static_cast<int>(bytes.size())) << "a truncated message at the end";
-    return events;
-  }
-  return testing::ReadJsonLines<cx::v1::InteractionEvent>(path);
-}
 
 // A fixed simulated start, so runs with the same seed are byte-for-byte the same.
 const std::string kStart = FormatTime(kT0);

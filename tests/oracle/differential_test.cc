@@ -41,6 +41,7 @@
 #include "support/command.h"
 #include "support/http_get.h"
 #include "support/kafka_reader.h"
+#include "support/metrics_text.h"
 #include "support/temp_dir.h"
 
 namespace cxpulse {
@@ -56,6 +57,10 @@ using oracle::KpiValues;
 using oracle::kSecond;
 using oracle::Micros;
 using Kpis = std::map<KpiCell, KpiValues>;
+using testing::ParseExposition;
+using testing::SampleLine;
+using testing::SumOf;
+using testing::ValueOf;
 
 // Seeds per run: each costs three daemon runs (in parallel) and a replay.
 // Lower it for slow (sanitizer) builds.
@@ -301,56 +306,6 @@ std::vector<Finding> Before(std::vector<Finding> findings, Micros t) {
   std::erase_if(findings, [t](const Finding& f) { return f.fired_at >= t; });
   std::sort(findings.begin(), findings.end());
   return findings;
-}
-
-// One sample line of a Prometheus text exposition.
-struct SampleLine {
-  std::string name;
-  std::map<std::string, std::string> labels;
-  double value = 0;
-};
-
-std::vector<SampleLine> ParseExposition(const std::string& text) {
-  std::vector<SampleLine> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    SampleLine s;
-    const size_t name_end = line.find_first_of("{ ");
-    if (name_end == std::string::npos) continue;
-    s.name = line.substr(0, name_end);
-    size_t pos = name_end;
-    if (line[pos] == '{') {
-      const size_t close = line.find('}', pos);
-      if (close == std::string::npos) continue;
-      const std::string labels = line.substr(pos + 1, close - pos - 1);
-      for (size_t at = 0; at < labels.size();) {
-        const size_t eq = labels.find("=\"", at);
-        const size_t end = labels.find('"', eq + 2);
-        if (eq == std::string::npos || end == std::string::npos) break;
-        s.labels[labels.substr(at, eq - at)] = labels.substr(eq + 2, end - eq - 2);
-        at = end + 1;
-        if (at < labels.size() && labels[at] == ',') ++at;
-      }
-      pos = close + 1;
-    }
-    s.value = std::stod(line.substr(line.rfind(' ') + 1));
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-double SumOf(const std::vector<SampleLine>& samples, const std::string& name) {
-  double sum = 0;
-  for (const SampleLine& s : samples) sum += s.name == name ? s.value : 0;
-  return sum;
-}
-
-std::optional<double> ValueOf(const std::vector<SampleLine>& samples, const std::string& name) {
-  for (const SampleLine& s : samples) {
-    if (s.name == name) return s.value;
-  }
-  return std::nullopt;
 }
 
 Kpis KpisOf(const std::vector<SampleLine>& samples) {

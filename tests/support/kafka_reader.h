@@ -1,5 +1,6 @@
 // Reads a whole topic from the beginning to its current end, with headers:
-// how a test sees what cxpulse wrote to Kafka.
+// how a test sees what cxpulse wrote to Kafka. It reads as a downstream
+// consumer of findings should, committed transactions only (read_committed).
 #pragma once
 
 #include <chrono>
@@ -18,10 +19,12 @@ struct Record {
   std::map<std::string, std::string> headers;
 };
 
-inline std::vector<Record> ReadTopic(const std::string& bootstrap, const std::string& topic, int partitions) {
+inline std::vector<Record> ReadTopic(const std::string& bootstrap, const std::string& topic, int partitions,
+                                     std::chrono::seconds timeout = std::chrono::seconds(20)) {
   std::vector<Record> out;
   auto conf = NewKafkaConf({{"bootstrap.servers", bootstrap}, {"group.id", "test-reader"},
-                            {"enable.partition.eof", "true"}, {"enable.auto.commit", "false"}});
+                            {"enable.partition.eof", "true"}, {"enable.auto.commit", "false"},
+                            {"isolation.level", "read_committed"}});
   if (!conf.ok()) return out;
   auto rk = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
   if (!rk.ok()) return out;
@@ -31,7 +34,7 @@ inline std::vector<Record> ReadTopic(const std::string& bootstrap, const std::st
   }
   rd_kafka_assign(rk->get(), list.get());
   int at_end = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (at_end < partitions && std::chrono::steady_clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk->get(), 200);
     if (m == nullptr) continue;
@@ -72,6 +75,29 @@ inline std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const
   if (rd_kafka_committed(probe->get(), list.get(), 10'000) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   std::vector<int64_t> out;
   for (int p = 0; p < partitions; ++p) out.push_back(list->elems[p].offset);
+  return out;
+}
+
+// Each partition's low and high watermark offsets, from the broker; empty if
+// it did not answer. The mock cluster drops a partition's oldest messages
+// beyond its limits: a low watermark above 0 says it did.
+struct OffsetRange {
+  int64_t low = 0;
+  int64_t high = 0;
+};
+inline std::vector<OffsetRange> OffsetRanges(const std::string& bootstrap, const std::string& topic, int partitions) {
+  auto conf = NewKafkaConf({{"bootstrap.servers", bootstrap}});
+  if (!conf.ok()) return {};
+  auto probe = NewKafkaClient(RD_KAFKA_CONSUMER, *conf);
+  if (!probe.ok()) return {};
+  std::vector<OffsetRange> out(static_cast<size_t>(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    OffsetRange& r = out[static_cast<size_t>(p)];
+    if (rd_kafka_query_watermark_offsets(probe->get(), topic.c_str(), p, &r.low, &r.high, 10'000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return {};
+    }
+  }
   return out;
 }
 
