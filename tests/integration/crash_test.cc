@@ -106,13 +106,13 @@ std::string DeadLetterTopic(const std::string& group) { return group + "-deadlet
 // stream only. The centre stage may hold the whole stream: never released
 // early, whatever the order partitions are fetched in.
 std::string DaemonConfig(const std::string& brokers, const std::string& group, int events,
-                         const testing::DurabilityLines& durability) {
+                         testing::Delivery delivery) {
   return Cat("kafka:\n  brokers: ", brokers, "\n  group_id: ", group, "\n  topics: {input: ", kInput,
              ", findings: ", FindingsTopic(group), ", dead_letter: ", DeadLetterTopic(group),
-             "}\n  properties: {session.timeout.ms: 6000, heartbeat.interval.ms: 500}\n", durability.kafka,
+             "}\n  properties: {session.timeout.ms: 6000, heartbeat.interval.ms: 500}\n",
              "rules: ", CXPULSE_RULES_DIR, "\nadmin: {address: 127.0.0.1:0}\n",
              "engine:\n  allowed_lateness: 30s\n  idle_partition_timeout: 1h\n  commit_interval: 200ms\n",
-             "  centre_max_held_events: ", std::max(events + 1000, 262'144), "\n", durability.engine);
+             "  centre_max_held_events: ", std::max(events + 1000, 262'144), "\n", testing::DeliveryLine(delivery));
 }
 
 // What a run left: findings by id as a read_committed consumer reads them,
@@ -312,12 +312,7 @@ class CrashTest : public ::testing::Test {
   }
 
   std::string WriteConfig(const std::string& group, Delivery delivery) {
-    bool known = false;
-    const std::string text = testing::ConfigWithDurability(
-        [&](const testing::DurabilityLines& d) { return DaemonConfig(mock_->bootstrap(), group, scale_.events, d); },
-        group, delivery, &known);
-    durability_keys_known_ = known;
-    return dir_.Write(group + ".yaml", text);
+    return dir_.Write(group + ".yaml", DaemonConfig(mock_->bootstrap(), group, scale_.events, delivery));
   }
 
   RunningDaemon Start(const std::string& config, const std::string& log) {
@@ -519,7 +514,6 @@ class CrashTest : public ::testing::Test {
     RecordProperty("missing", static_cast<int>(missing));
     RecordProperty("extra", static_cast<int>(extra));
     RecordProperty("doubled", static_cast<int>(doubled));
-    RecordProperty("durability_keys_known", durability_keys_known_ ? "yes" : "no");
   }
 
   // Killed at random points, restarted until it has read everything.
@@ -549,7 +543,6 @@ class CrashTest : public ::testing::Test {
   std::shared_future<std::string> produced_;      // once it is all in the topic: what went wrong
   std::vector<Micros> last_event_;                // per input partition, once produced
   testing::TransactionSupport transactions_;
-  bool durability_keys_known_ = false;
 };
 
 TEST_F(CrashTest, KilledAtRandomPointsItsFindingsAndKpisAreThoseOfAnUninterruptedRun) {
@@ -572,8 +565,7 @@ TEST_F(CrashTest, AtLeastOnceKilledAtRandomPointsLosesNoFindingAndInventsNone) {
 TEST_F(CrashTest, StoppedGracefullyAndRestartedNothingIsReadTwice) {
   std::future<Outcome> uninterrupted = RunUninterrupted();
   const std::string config = WriteConfig("stopped", Delivery::kExactlyOnce);
-  // A loader without the durability keys is a daemon without transactions.
-  const bool offsets_mean_progress = transactions_.stores_offsets || !durability_keys_known_;
+  const bool offsets_mean_progress = transactions_.stores_offsets;
   const auto committed = [&] {
     int64_t sum = 0;
     for (int64_t o : testing::CommittedOffsets(mock_->bootstrap(), "stopped", kInput, scale_.partitions)) {

@@ -69,20 +69,14 @@ class RebalanceStateTest : public ::testing::Test {
     auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()}});
     ASSERT_TRUE(producer.ok());
     producer_ = *std::move(producer);
-    bool known = false;
-    config_ = dir_.Write("cxpulse.yaml", testing::ConfigWithDurability(
-                                             [this](const testing::DurabilityLines& d) {
-                                               return Cat("kafka:\n  brokers: ", cluster_->bootstrap_servers(),
-                                                          "\n  group_id: ", kGroup,
-                                                          "\n  properties: {session.timeout.ms: 6000}\n", d.kafka,
-                                                          "rules: ", CXPULSE_RULES_DIR,
-                                                          "\nadmin: {address: 127.0.0.1:0}\n"
-                                                          "engine:\n  allowed_lateness: 1s\n"
-                                                          "  idle_partition_timeout: 1s\n"
-                                                          "  commit_interval: 200ms\n",
-                                                          d.engine);
-                                             },
-                                             kGroup, testing::Delivery::kExactlyOnce, &known));
+    config_ = dir_.Write("cxpulse.yaml",
+                         Cat("kafka:\n  brokers: ", cluster_->bootstrap_servers(), "\n  group_id: ", kGroup,
+                             "\n  properties: {session.timeout.ms: 6000}\n", "rules: ", CXPULSE_RULES_DIR,
+                             "\nadmin: {address: 127.0.0.1:0}\n"
+                             "engine:\n  allowed_lateness: 1s\n"
+                             "  idle_partition_timeout: 1s\n"
+                             "  commit_interval: 200ms\n",
+                             testing::DeliveryLine(testing::Delivery::kExactlyOnce)));
   }
   void TearDown() override { StopTraffic(); }
 
