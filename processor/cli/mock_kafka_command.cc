@@ -18,7 +18,9 @@
 namespace cxpulse {
 namespace {
 
-const std::vector<std::string> kDefaultTopics = {"cx.interactions:8", "cx.findings:1", "cx.deadletter:1"};
+// The default config's topics, its changelog included (the input's partitions).
+const std::vector<std::string> kDefaultTopics = {"cx.interactions:8", "cx.findings:1", "cx.deadletter:1",
+                                                 "cxpulse-changelog:8"};
 
 // NAME:PARTITIONS
 absl::StatusOr<std::pair<std::string, int>> ParseTopic(const std::string& text) {
@@ -43,7 +45,7 @@ MockKafkaCommand::MockKafkaCommand(CLI::App& app) {
   command_
       ->add_option("--topic", topics_,
                    "Topic to create, NAME:PARTITIONS (repeatable; default cx.interactions:8 cx.findings:1 "
-                   "cx.deadletter:1)")
+                   "cx.deadletter:1 cxpulse-changelog:8)")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
             absl::StatusOr<std::pair<std::string, int>> t = ParseTopic(text);

@@ -281,7 +281,6 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& n
   try {
     YAML::Node root = YAML::Load(text);
     if (absl::Status s = Parse(name, root, base_dir, &config); !s.ok()) return s;
-    if (config.kafka.changelog_topic.empty()) config.kafka.changelog_topic = config.kafka.group_id + "-changelog";
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(Cat(Where(name, e.mark), ": ", e.msg));
   }

@@ -21,9 +21,11 @@ struct KafkaConfig {
   std::string findings_topic = "cx.findings";
   std::string dead_letter_topic = "cx.deadletter";
   // The compacted topic that holds the rules' and KPIs' state, co-partitioned
-  // with the input (daemon/changelog.h). Default "<group_id>-changelog", as
-  // Kafka Streams names its changelogs after the application.
+  // with the input (daemon/changelog.h); empty: changelog() names it.
   std::string changelog_topic;
+  // Its name: "<group_id>-changelog" unless set, as Kafka Streams names its
+  // changelogs after the application.
+  std::string changelog() const { return changelog_topic.empty() ? group_id + "-changelog" : changelog_topic; }
   // Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, ...),
   // applied last so they override cxpulse's own defaults.
   std::map<std::string, std::string> properties;

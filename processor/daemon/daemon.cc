@@ -28,7 +28,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> StartEmbeddedCluster(const Kafk
        {std::pair{kafka.input_topic, kafka.embedded_partitions}, std::pair{kafka.findings_topic, 1},
         std::pair{kafka.dead_letter_topic, 1},
         // Co-partitioned with the input: partition p's state is in partition p.
-        std::pair{kafka.changelog_topic, kafka.embedded_partitions}}) {
+        std::pair{kafka.changelog(), kafka.embedded_partitions}}) {
     if (absl::Status s = (*cluster)->CreateTopic(topic, partitions); !s.ok()) return s;
   }
   return cluster;

@@ -13,6 +13,7 @@ namespace cxpulse {
 namespace {
 
 constexpr Micros kLagInterval = kMicrosPerSecond;
+constexpr Micros kChangelogCheckInterval = 5 * kMicrosPerSecond;
 
 std::string RandomHex64() {
   std::random_device device;
@@ -28,6 +29,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
                                                            PipelineMetrics* metrics, const Clock* clock) {
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->config_ = config;
+  p->config_.kafka.changelog_topic = config.kafka.changelog();  // its name from here on
   p->metrics_ = metrics;
   p->clock_ = clock;
   p->committed_.assign(kMaxPartitions, -1);
@@ -61,8 +63,6 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
   if (!consumer.ok()) return consumer.status();
   p->consumer_ = *std::move(consumer);
   rd_kafka_poll_set_consumer(p->consumer_.get());
-
-  if (absl::Status s = p->CheckChangelog(); !s.ok()) return s;
 
   p->rules_ = rules;
   p->stats_.resize(static_cast<size_t>(shards));
@@ -104,6 +104,14 @@ void Pipeline::Start() {
 }
 
 absl::Status Pipeline::Poll(Micros now) {
+  if (!changelog_checked_ && now - last_changelog_check_ >= kChangelogCheckInterval) {
+    // Here, not at start: the admin endpoint answers while the brokers do
+    // not. No answer yet is asked again; a wrong topic stops the daemon.
+    last_changelog_check_ = now;
+    absl::Status s = CheckChangelog();
+    if (!s.ok() && !absl::IsUnavailable(s)) return failure_ = s;
+    changelog_checked_ = s.ok();
+  }
   // Partition messages go to the shards' queues; what reaches the consumer's
   // own queue is rebalances (served inside this call) and errors.
   while (rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 0)) {
@@ -139,6 +147,7 @@ absl::Status Pipeline::Poll(Micros now) {
 absl::Status Pipeline::Stop() {
   if (stopped_) return failure_;
   stopped_ = true;
+  if (centre_ == nullptr) return failure_;  // Create failed part-way
   centre_->RequestStop();             // it drains meanwhile
   for (auto& s : shards_) s->Stop();  // each finishes its batch and checkpoints
   centre_->Join();
@@ -283,7 +292,7 @@ void Pipeline::PostAndWait(ShardCommand::Kind kind, const std::vector<int32_t>& 
 
 absl::Status Pipeline::CheckChangelog() {
   const rd_kafka_metadata_t* metadata = nullptr;
-  constexpr int kMetadataTimeoutMs = 30'000;
+  constexpr int kMetadataTimeoutMs = 1'000;
   if (rd_kafka_resp_err_t err = rd_kafka_metadata(consumer_.get(), 1, nullptr, &metadata, kMetadataTimeoutMs); err) {
     return absl::UnavailableError(Cat("cluster metadata: ", rd_kafka_err2str(err)));
   }
@@ -305,10 +314,13 @@ absl::Status Pipeline::CheckChangelog() {
   return absl::OkStatus();
 }
 
-void Pipeline::Commit(bool handover) {
-  // Exactly once, the offsets go with each shard's transaction.
-  if (config_.engine.delivery == Delivery::kExactlyOnce) return;
-  std::vector<std::pair<int32_t, int64_t>> offsets;
+// Exactly once, the offsets go with each shard's transaction; once it has
+// committed, the consumer commits them too. That adds nothing on a cluster
+// that keeps transactional offsets, and it keeps the group's offsets (lag
+// tools, a cluster or mock that does not keep them) moving. A commit that
+// lands after a newer transactional one cannot make a record count twice:
+// the changelog's position record skips what the state already holds.
+void Pipeline::Commit(bool handover) {  std::vector<std::pair<int32_t, int64_t>> offsets;
   for (int32_t p : assigned_) {
     const int64_t next = offsets_.committable[p].load(std::memory_order_acquire);
     if (next >= 0 && (handover || next > committed_[static_cast<size_t>(p)])) offsets.emplace_back(p, next);

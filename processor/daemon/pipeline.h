@@ -125,6 +125,8 @@ class Pipeline {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<CentreStage> centre_;
   StatsTable centre_stats_;
+  bool changelog_checked_ = false;
+  Micros last_changelog_check_ = INT64_MIN / 2;
   bool centre_wanted_ = false;                    // this process holds partition 0
   std::shared_ptr<const RuleSet> centre_rules_;  // the rules the running centre stage has, or was posted
   uint64_t centre_late_seen_ = 0, centre_forced_seen_ = 0;

@@ -17,6 +17,7 @@ constexpr int kFlushTimeoutMs = 30'000;
 constexpr size_t kMaxPendingCheckpoints = 64;
 // Transactions and their parts: how long one call may wait for the brokers.
 constexpr int kTxnTimeoutMs = 30'000;
+constexpr int kInitTimeoutMs = 5'000;
 // Back-pressure: past this many messages waiting in the producer (the
 // brokers are not taking findings, dead letters or state), the shard pauses
 // its partitions instead of reading on into memory; below the second, it
@@ -49,6 +50,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
   std::unique_ptr<Shard> s(new Shard());
   s->index_ = index;
   s->config_ = config;
+  s->config_.kafka.changelog_topic = config.kafka.changelog();  // its name from here on
   s->clock_ = clock;
   s->offsets_ = offsets;
   s->consumer_ = consumer;
@@ -68,15 +70,8 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
   absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(props);
   if (!producer.ok()) return producer.status();
   s->producer_ = *std::move(producer);
-  if (s->exactly_once_) {
-    if (absl::Status st = s->producer_->InitTransactions(kTxnTimeoutMs); !st.ok()) {
-      return absl::UnavailableError(Cat(Message(st), " (engine.delivery: exactly_once needs a cluster with "
-                                                     "transactions; at_least_once works without)"));
-    }
-    if (absl::Status st = s->producer_->BeginTransaction(); !st.ok()) return st;
-  }
   absl::StatusOr<std::unique_ptr<ChangelogReader>> restorer =
-      ChangelogReader::Create(reader_props, config.kafka.changelog_topic, s->exactly_once_);
+      ChangelogReader::Create(reader_props, s->config_.kafka.changelog_topic, s->exactly_once_);
   if (!restorer.ok()) return restorer.status();
   s->restorer_ = *std::move(restorer);
   Shard* shard = s.get();
@@ -116,6 +111,26 @@ void Shard::Fail(absl::Status s) {
 }
 
 void Shard::Run() {
+  // On the shard's thread, not at start, so the admin endpoint answers while
+  // the brokers do not: the shard owns nothing before the group assigns it
+  // partitions, and that needs the brokers too.
+  if (exactly_once_) {
+    absl::Status st;
+    // A cluster not reachable yet is waited for (a timeout may be retried);
+    // one that refuses transactions stops the daemon.
+    for (bool first = true; !stop_.load(std::memory_order_relaxed); first = false) {
+      st = producer_->InitTransactions(kInitTimeoutMs);
+      if (!absl::IsUnavailable(st)) break;
+      if (first) spdlog::warn("shard {}: {}; waiting for the cluster", index_, Message(st));
+    }
+    if (!st.ok() && !absl::IsUnavailable(st)) {
+      return Fail(absl::FailedPreconditionError(Cat(Message(st), " (engine.delivery: exactly_once needs a cluster "
+                                                                 "with transactions; at_least_once works without)")));
+    }
+    // Still waiting at a stop: there is nothing to commit.
+    if (st.ok()) st = producer_->BeginTransaction();
+    if (!st.ok() && !absl::IsUnavailable(st)) return Fail(st);
+  }
   std::vector<rd_kafka_message_t*> batch(kMaxBatch);
   Micros last_checkpoint = clock_->Now();
   while (!stop_.load(std::memory_order_relaxed) && fatal_.ok()) {
@@ -439,8 +454,8 @@ void Shard::Commit() {
   if (st.ok()) st = attempt([&] { return producer_->CommitTransaction(kTxnTimeoutMs); });
   if (!st.ok()) {
     if (absl::IsAborted(st)) (void)producer_->AbortTransaction(kTxnTimeoutMs);
-    return Fail(absl::DataLossError(Cat(Message(st), "; nothing of this transaction is committed, and a restart "
-                                                     "resumes from the last one that was")));
+    return Fail(absl::DataLossError(Cat(Message(st), "; nothing of this transaction is committed (input offsets "
+                                                     "not committed): a restart resumes from the last one that was")));
   }
   ShardCounters::Add(counters_.transactions);
   for (const auto& [p, next] : committed) offsets_->committable[p].store(next, std::memory_order_release);

@@ -128,7 +128,10 @@ absl::Status TxnStatus(std::string_view what, rd_kafka_error_t* error) {
   if (error == nullptr) return absl::OkStatus();
   const std::string text = Cat(what, ": ", rd_kafka_error_string(error));
   absl::Status s;
-  if (rd_kafka_error_is_fatal(error)) {
+  if (rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT && !rd_kafka_error_is_fatal(error) &&
+      !rd_kafka_error_txn_requires_abort(error)) {
+    s = absl::UnavailableError(text);  // "retry call to resume"
+  } else if (rd_kafka_error_is_fatal(error)) {
     s = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__FENCED ||
                 rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
                 rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH

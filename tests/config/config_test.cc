@@ -31,7 +31,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->kafka.input_topic, "in");
   EXPECT_EQ(c->kafka.findings_topic, "out");
   EXPECT_EQ(c->kafka.dead_letter_topic, "dlq");
-  EXPECT_EQ(c->kafka.changelog_topic, "state");
+  EXPECT_EQ(c->kafka.changelog(), "state");
   EXPECT_EQ(c->kafka.properties.at("security.protocol"), "SASL_SSL");
   EXPECT_EQ(c->kafka.properties.at("sasl.mechanism"), "PLAIN");
   EXPECT_EQ(c->rules_path, dir.path() + "/my-rules");  // relative to the config file
@@ -52,8 +52,8 @@ TEST(ConfigTest, DefaultsAreTheEmbeddedCluster) {
   EXPECT_EQ(c->admin_address, "127.0.0.1:9464");
   EXPECT_EQ(c->engine.delivery, Delivery::kExactlyOnce);
   // Named after the consumer group, as Kafka Streams names its changelogs.
-  EXPECT_EQ(c->kafka.changelog_topic, "cxpulse-changelog");
-  EXPECT_EQ(ParseConfig("kafka: {group_id: billing}\n", "x.yaml", "")->kafka.changelog_topic, "billing-changelog");
+  EXPECT_EQ(c->kafka.changelog(), "cxpulse-changelog");
+  EXPECT_EQ(ParseConfig("kafka: {group_id: billing}\n", "x.yaml", "")->kafka.changelog(), "billing-changelog");
   EXPECT_EQ(c->engine.drain_timeout, 30 * kMicrosPerSecond);
 }
 

@@ -245,14 +245,17 @@ class ShippedConfigs(unittest.TestCase):
             self.assertEqual(config["admin"]["address"], ADMIN, name)
 
     def test_the_daemon_accepts_them(self):
+        configs = self.configs()
+        group = {name: "check-" + re.sub(r"\W+", "-", name) for name in configs}
         with Stack(CXPULSE) as stack:
-            brokers = stack.mock_kafka()
-            for name, config in self.configs().items():
+            # Each group's changelog, with the input's 8 partitions.
+            brokers = stack.mock_kafka([f"{g}-changelog:8" for g in group.values()])
+            for name, config in configs.items():
                 with self.subTest(name):
                     # Only what cannot work here changes: brokers, rules path, port, and a group
                     # per run (the mock cluster is slow to hand a left group's partitions on).
                     config["kafka"]["brokers"] = brokers
-                    config["kafka"]["group_id"] = "check-" + re.sub(r"\W+", "-", name)
+                    config["kafka"]["group_id"] = group[name]
                     config["rules"] = os.path.join(REPO, "rules")
                     config["admin"]["address"] = "127.0.0.1:0"
                     path = stack.write("config.yaml", yaml.safe_dump(config))

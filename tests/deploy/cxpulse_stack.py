@@ -123,9 +123,15 @@ class Stack(contextlib.AbstractContextManager):
         with open(self.path(name + ".log"), errors="replace") as f:
             return f.read()
 
-    def mock_kafka(self):
-        """`cxpulse mock-kafka` with its default topics; returns the bootstrap servers."""
-        p = self.start("mock-kafka", [self.cxpulse, "mock-kafka"], stdout=subprocess.PIPE)
+    # mock-kafka's own defaults, and the changelog of daemon()'s group.
+    DEFAULT_TOPICS = ("cx.interactions:8", "cx.findings:1", "cx.deadletter:1", "cxpulse-changelog:8",
+                      "deploy-test-changelog:8")
+
+    def mock_kafka(self, extra_topics=()):
+        """`cxpulse mock-kafka` with its default topics and `extra_topics` (NAME:PARTITIONS); returns the
+        bootstrap servers."""
+        topics = [arg for t in (*self.DEFAULT_TOPICS, *extra_topics) for arg in ("--topic", t)]
+        p = self.start("mock-kafka", [self.cxpulse, "mock-kafka", *topics], stdout=subprocess.PIPE)
         line = p.stdout.readline().decode().strip()
         if not re.fullmatch(r"[0-9.:,]+", line):
             raise AssertionError(f"mock-kafka printed {line!r}, not its bootstrap servers")

@@ -416,7 +416,7 @@ TEST_F(PipelineTest, AMessageTooLargeToDeadLetterWholeIsTruncatedAndTheRestIsPro
 // the producer); not one of them may turn late.
 TEST_F(PipelineTest, ABrokerStallIsNotAQuietPartition) {
   testing::ChildProcess broker({CXPULSE_BINARY, "mock-kafka", "--topic", "cx.interactions:4", "--topic",
-                                "cx.findings:1", "--topic", "cx.deadletter:1"},
+                                "cx.findings:1", "--topic", "cx.deadletter:1", "--topic", "it-changelog:4"},
                                dir_.path() + "/broker.log");
   const auto bootstrap = broker.WaitFor(R"(^(127\.0\.0\.1:\d+))", 30s);
   ASSERT_TRUE(bootstrap) << broker.Output();
