@@ -64,7 +64,9 @@ absl::StatusOr<std::unique_ptr<ChangelogReader>> ChangelogReader::Create(const K
                                                                          std::string topic, bool read_committed) {
   KafkaProperties props = {{"enable.auto.commit", "false"},
                            {"enable.partition.eof", "true"},  // the end of what there is to read
-                           {"auto.offset.reset", "earliest"}};
+                           {"auto.offset.reset", "earliest"},
+                           // The end is known from an empty fetch: do not wait long for one.
+                           {"fetch.wait.max.ms", "10"}};
   for (const auto& [k, v] : properties) props[k] = v;
   props["isolation.level"] = read_committed ? "read_committed" : "read_uncommitted";
   absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
@@ -78,65 +80,90 @@ absl::StatusOr<std::unique_ptr<ChangelogReader>> ChangelogReader::Create(const K
   return r;
 }
 
-absl::StatusOr<RestoredState> ChangelogReader::Read(int32_t partition, Micros timeout) {
+absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std::vector<int32_t>& partitions,
+                                                                      Micros timeout) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout);
   const auto ms_left = [&] {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     return static_cast<int>(std::max<int64_t>(1, left.count()));
   };
-  RestoredState out;
-  int64_t low = 0, high = 0;
-  if (rd_kafka_resp_err_t err =
-          rd_kafka_query_watermark_offsets(consumer_.get(), topic_.c_str(), partition, &low, &high, ms_left());
-      err) {
-    return absl::UnavailableError(Cat("changelog ", topic_, " [", partition, "]: ", rd_kafka_err2str(err)));
+  // Per partition: what was read, the records since its last position
+  // record (taken when the next one comes), and where its log ends.
+  struct Reading {
+    RestoredState state;
+    std::vector<std::pair<std::string, std::optional<std::string>>> tail;
+    int64_t high = 0;
+    bool done = false;
+  };
+  std::map<int32_t, Reading> reading;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (int32_t p : partitions) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(consumer_.get(), topic_.c_str(), p, &low, &high, ms_left());
+        err) {
+      return absl::UnavailableError(Cat("changelog ", topic_, " [", p, "]: ", rd_kafka_err2str(err)));
+    }
+    Reading& r = reading[p];
+    r.high = high;
+    r.done = high <= low;  // nothing was ever checkpointed (or all of it compacted away)
+    if (!r.done) rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
-  if (high <= low) return out;  // nothing was ever checkpointed (or all of it compacted away)
-
-  PartitionList list(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get()); err) {
-    return absl::InternalError(Cat("changelog assign: ", rd_kafka_err2str(err)));
+  size_t open = static_cast<size_t>(list->cnt);
+  if (open > 0) {
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get()); err) {
+      return absl::InternalError(Cat("changelog assign: ", rd_kafka_err2str(err)));
+    }
   }
-  // Records since the last position record: taken when the next one comes.
-  std::vector<std::pair<std::string, std::optional<std::string>>> tail;
   absl::Status failure;
-  for (bool done = false; !done;) {
+  while (open > 0 && failure.ok()) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      failure = absl::DeadlineExceededError(Cat("changelog ", topic_, " [", partition, "]: not read within ",
-                                                FormatDuration(timeout), " (", out.records_read, " of about ",
-                                                high - low, " records)"));
+      failure = absl::DeadlineExceededError(Cat("changelog ", topic_, ": ", open, " partition(s) not read within ",
+                                                FormatDuration(timeout)));
       break;
     }
     rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), std::min(kPollMs, ms_left()));
     if (msg == nullptr) continue;
-    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      done = true;
+    auto it = reading.find(msg->partition);
+    if (it == reading.end() || it->second.done) {
+      // Not asked for, or already complete.
+    } else if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      it->second.done = true;
     } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      failure = absl::UnavailableError(Cat("changelog ", topic_, " [", partition, "]: ", rd_kafka_message_errstr(msg)));
-      done = true;
+      failure = absl::UnavailableError(Cat("changelog ", topic_, " [", msg->partition, "]: ",
+                                           rd_kafka_message_errstr(msg)));
     } else {
-      ++out.records_read;
-      out.bytes_read += msg->key_len + msg->len;
-      std::string key(static_cast<const char*>(msg->key), msg->key_len);
-      const bool position = key == kPositionKey;
-      if (msg->payload == nullptr) tail.emplace_back(std::move(key), std::nullopt);
-      else tail.emplace_back(std::move(key), std::string(static_cast<const char*>(msg->payload), msg->len));
-      if (position) {
-        for (auto& [k, v] : tail) {
-          if (v) out.records.insert_or_assign(std::move(k), *std::move(v));
-          else out.records.erase(k);
-        }
-        tail.clear();
-      }
-      done = msg->offset >= high - 1;
+      Take(*msg, &it->second.state, &it->second.tail);
+      it->second.done = msg->offset >= it->second.high - 1;
     }
     rd_kafka_message_destroy(msg);
+    open = 0;
+    for (const auto& [p, r] : reading) open += r.done ? 0 : 1;
   }
-  out.incomplete = tail.size();
   rd_kafka_assign(consumer_.get(), nullptr);
   if (!failure.ok()) return failure;
+  std::map<int32_t, RestoredState> out;
+  for (auto& [p, r] : reading) {
+    r.state.incomplete = r.tail.size();
+    out.emplace(p, std::move(r.state));
+  }
   return out;
+}
+
+void ChangelogReader::Take(const rd_kafka_message_t& msg, RestoredState* state,
+                           std::vector<std::pair<std::string, std::optional<std::string>>>* tail) {
+  ++state->records_read;
+  state->bytes_read += msg.key_len + msg.len;
+  std::string key(static_cast<const char*>(msg.key), msg.key_len);
+  const bool position = key == kPositionKey;
+  if (msg.payload == nullptr) tail->emplace_back(std::move(key), std::nullopt);
+  else tail->emplace_back(std::move(key), std::string(static_cast<const char*>(msg.payload), msg.len));
+  if (!position) return;
+  for (auto& [k, v] : *tail) {
+    if (v) state->records.insert_or_assign(std::move(k), *std::move(v));
+    else state->records.erase(k);
+  }
+  tail->clear();
 }
 
 }  // namespace cxpulse

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -120,11 +121,15 @@ class ChangelogReader {
   static absl::StatusOr<std::unique_ptr<ChangelogReader>> Create(const KafkaProperties& properties,
                                                                  std::string topic, bool read_committed);
 
-  // Reads the whole of `partition`, giving up after `timeout`.
-  absl::StatusOr<RestoredState> Read(int32_t partition, Micros timeout);
+  // Reads the whole of each of `partitions`, side by side, giving up after `timeout`.
+  absl::StatusOr<std::map<int32_t, RestoredState>> Read(const std::vector<int32_t>& partitions, Micros timeout);
 
  private:
   ChangelogReader() = default;
+  // Adds one record to `state`'s log as read so far: to `tail`, and with it
+  // into `state` when it is a position record.
+  static void Take(const rd_kafka_message_t& msg, RestoredState* state,
+                   std::vector<std::pair<std::string, std::optional<std::string>>>* tail);
   KafkaHandle consumer_;
   std::string topic_;
 };

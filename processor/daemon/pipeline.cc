@@ -380,7 +380,15 @@ void Pipeline::UpdateLag() {
         high < 0) {
       continue;
     }
-    const int64_t next = offsets_.processed[p].load(std::memory_order_relaxed);
+    int64_t next = offsets_.processed[p].load(std::memory_order_relaxed);
+    if (next < 0) {
+      // Nothing read since assignment: where the consumer will start (local, no round trip).
+      PartitionList position(rd_kafka_topic_partition_list_new(1));
+      rd_kafka_topic_partition_list_add(position.get(), config_.kafka.input_topic.c_str(), p);
+      if (rd_kafka_position(consumer_.get(), position.get()) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        next = position->elems[0].offset;
+      }
+    }
     const int64_t lag = std::max<int64_t>(0, high - (next >= 0 ? next : low));
     metrics_->consumer_lag.Get(p).Set(static_cast<double>(lag));
     total += lag;

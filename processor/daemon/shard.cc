@@ -325,11 +325,18 @@ void Shard::PauseWhileBacklogged() {
 }
 
 void Shard::RestoreAssigned() {
-  while (!restoring_.empty() && fatal_.ok()) {
-    const int32_t p = restoring_.front();
-    Restore(p);
-    restoring_.erase(restoring_.begin());
-    restoring_count_.store(static_cast<int>(restoring_.size()), std::memory_order_release);
+  if (restoring_.empty() || !fatal_.ok()) return;
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<std::map<int32_t, RestoredState>> states = restorer_->Read(restoring_, kRestoreTimeout);
+  if (!states.ok()) {
+    return Fail(absl::UnavailableError(Cat("state of ", restoring_.size(), " partition(s) of ",
+                                           config_.kafka.input_topic, " not restored: ", Message(states.status()))));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
+                                  std::memory_order_relaxed);
+  for (auto& [p, state] : *states) {
+    Restore(p, state, seconds);
     // Not known to be at its end until the consumer says so (its EOF).
     engine_->SetAtEnd(p, false, clock_->Now());
     kpi_->SetAtEnd(p, false, clock_->Now());
@@ -339,18 +346,14 @@ void Shard::RestoreAssigned() {
       rd_kafka_pause_partitions(consumer_, list.get());
     }
   }
+  restoring_.clear();
+  restoring_count_.store(0, std::memory_order_release);
 }
 
-void Shard::Restore(int32_t p) {
-  const auto started = std::chrono::steady_clock::now();
-  absl::StatusOr<RestoredState> state = restorer_->Read(p, kRestoreTimeout);
-  if (!state.ok()) {
-    return Fail(absl::UnavailableError(Cat("state of ", config_.kafka.input_topic, " [", p,
-                                           "] not restored: ", Message(state.status()))));
-  }
+void Shard::Restore(int32_t p, const RestoredState& state, double seconds) {
   const Micros now = clock_->Now();
   std::array<uint64_t, static_cast<size_t>(RestoreDrop::kCount)> dropped{};
-  for (const auto& [key, value] : state->records) {
+  for (const auto& [key, value] : state.records) {
     RestoreDrop d = RestoreDrop::kMalformed;
     if (key == kPositionKey) {
       const std::optional<int64_t> next = DecodePosition(value);
@@ -363,21 +366,20 @@ void Shard::Restore(int32_t p) {
     }
     ++dropped[static_cast<size_t>(d)];
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  positions_[static_cast<size_t>(p)] = restored_through_[static_cast<size_t>(p)];
   ShardCounters::Add(counters_.restored_partitions);
-  ShardCounters::Add(counters_.restored_records, state->records_read);
-  ShardCounters::Add(counters_.restored_bytes, state->bytes_read);
-  counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
-                                  std::memory_order_relaxed);
+  ShardCounters::Add(counters_.restored_records, state.records_read);
+  ShardCounters::Add(counters_.restored_bytes, state.bytes_read);
   std::string drops;
   for (size_t d = 1; d < dropped.size(); ++d) {
     if (dropped[d] == 0) continue;
     ShardCounters::Add(counters_.restore_dropped[d], dropped[d]);
     Append(&drops, drops.empty() ? "; dropped " : ", ", dropped[d], " ", RestoreDropName(static_cast<RestoreDrop>(d)));
   }
-  if (state->incomplete > 0) Append(&drops, drops.empty() ? "; " : ", ", state->incomplete, " of an unfinished checkpoint");
-  spdlog::info("shard {}: restored {} [{}] in {:.3f}s: {} records taken of {} read ({} bytes), resuming at offset {}{}",
-               index_, config_.kafka.input_topic, p, seconds, dropped[0], state->records_read, state->bytes_read,
+  if (state.incomplete > 0) Append(&drops, drops.empty() ? "; " : ", ", state.incomplete, " of an unfinished checkpoint");
+  spdlog::info("shard {}: restored {} [{}] ({:.3f}s with the shard's other assigned partitions): {} records taken of "
+               "{} read ({} bytes), resuming at offset {}{}",
+               index_, config_.kafka.input_topic, p, seconds, dropped[0], state.records_read, state.bytes_read,
                restored_through_[static_cast<size_t>(p)], drops);
 }
 

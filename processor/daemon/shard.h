@@ -148,7 +148,7 @@ class Shard {
   // Pauses the shard's partitions while its producer holds too much the
   // brokers have not taken yet, and resumes them once it has drained.
   void PauseWhileBacklogged();
-  void Restore(int32_t partition);
+  void Restore(int32_t partition, const RestoredState& state, double seconds);
   // Every commit_interval. Exactly once: writes the changed state and each
   // partition's position into the transaction, adds the input offsets, and
   // commits it (waiting for the brokers). At least once: MarkCheckpoint.

@@ -382,8 +382,12 @@ class CrashTest : public ::testing::Test {
     return samples;
   }
 
+  // Input records this process has read: evaluated, or skipped because the
+  // state it restored already held them.
   static double Consumed(const RunningDaemon& d) {
-    return testing::SumOf(d.Scrape(), "cxpulse_events_consumed_total");
+    const auto samples = d.Scrape();
+    return testing::SumOf(samples, "cxpulse_events_consumed_total") +
+           testing::SumOf(samples, "cxpulse_state_restore_skipped_records_total");
   }
 
   // Waits for its whole stream to be read, keeps its KPIs, stops it
@@ -466,7 +470,11 @@ class CrashTest : public ::testing::Test {
           if (c != consumed) changed = Clock::now();
           consumed = c;
           if (!committed && consumed >= threshold) committed = Progress(group) > progress;
-          if ((committed && consumed >= threshold) || (consumed > 0 && Clock::now() - changed > 5s)) break;
+          // Caught up: nothing read for 5 s, or nothing left to read at all.
+          if ((committed && consumed >= threshold) || (consumed > 0 && Clock::now() - changed > 5s) ||
+              (Clock::now() - changed > 5s && testing::SumOf(d.Scrape(), "cxpulse_consumer_lag_messages") == 0)) {
+            break;
+          }
         }
       }
       d.process->Signal(signo);
