@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "common/strings.h"
+#include "daemon/changelog.h"
 #include "daemon/shard.h"  // kMaxPartitions
+#include "engine/state_codec.h"
 #include "spdlog/spdlog.h"
 
 namespace cxpulse {
@@ -20,6 +22,20 @@ constexpr int kCommittedTimeoutMs = 5000;
 constexpr int kFlushTimeoutMs = 30'000;
 constexpr size_t kMaxPendingCheckpoints = 64;
 constexpr Micros kForcedLogInterval = 60 * kMicrosPerSecond;
+constexpr Micros kRestoreTimeout = 120 * kMicrosPerSecond;
+constexpr std::string_view kSnapshotKey{&kCentreRecord, 1};
+constexpr uint8_t kSnapshotVersion = 1;
+
+// Applies a checkpoint's records to the map that mirrors the engine's state.
+class MapWriter final : public StateWriter {
+ public:
+  explicit MapWriter(absl::flat_hash_map<std::string, std::string>* map) : map_(map) {}
+  void Put(std::string_view key, std::string_view value) override { (*map_)[std::string(key)] = value; }
+  void Erase(std::string_view key) override { map_->erase(std::string(key)); }
+
+ private:
+  absl::flat_hash_map<std::string, std::string>* map_;
+};
 
 }  // namespace
 
@@ -77,6 +93,10 @@ void CentreStage::Run(std::shared_ptr<const RuleSet> rules, std::vector<RuleStat
   if (engine_) engine_->DropPartition(0);
   engine_.reset();
   merge_.reset();
+  state_.clear();
+  restored_starts_.clear();
+  released_ = restored_ = ReleasePoint{};
+  skipping_ = false;
   pending_.clear();
   if (consumer_) rd_kafka_consumer_close(consumer_.get());
   consumer_.reset();
@@ -142,6 +162,15 @@ PartitionList CentreStage::StartOffsets(int32_t partitions) const {
   const std::string& topic = config_.kafka.input_topic;
   PartitionList all(rd_kafka_topic_partition_list_new(partitions));
   for (int32_t p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), p);
+  if (!restored_starts_.empty()) {
+    // The snapshot says where its state ends, partition by partition.
+    bool all_known = true;
+    for (int32_t p = 0; p < partitions; ++p) {
+      all->elems[p].offset = restored_starts_[static_cast<size_t>(p)];
+      all_known = all_known && all->elems[p].offset >= 0;
+    }
+    if (all_known) return all;
+  }
   if (rd_kafka_resp_err_t err = rd_kafka_committed(consumer_.get(), all.get(), kCommittedTimeoutMs); err) {
     spdlog::warn("centre stage: its committed offsets: {}; starting from them as the broker knows them",
                  rd_kafka_err2str(err));
@@ -155,6 +184,9 @@ PartitionList CentreStage::StartOffsets(int32_t partitions) const {
   // the shards start too.
   std::vector<int> missing;
   for (int i = 0; i < all->cnt; ++i) {
+    if (static_cast<size_t>(i) < restored_starts_.size() && restored_starts_[static_cast<size_t>(i)] >= 0) {
+      all->elems[i].offset = restored_starts_[static_cast<size_t>(i)];
+    }
     if (all->elems[i].offset < 0) missing.push_back(i);
   }
   size_t from_group = 0;
@@ -195,11 +227,6 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   absl::StatusOr<int32_t> partitions = PartitionCount(consumer_.get());
   if (!partitions.ok()) return stop_.load(std::memory_order_relaxed) ? absl::OkStatus() : partitions.status();
   const std::string& topic = config_.kafka.input_topic;
-  PartitionList all = StartOffsets(*partitions);
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), all.get()); err) {
-    return absl::InternalError(Cat("centre stage: assign ", topic, ": ", rd_kafka_err2str(err)));
-  }
-  std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue(rd_kafka_queue_get_consumer(consumer_.get()));
 
   // The merged stream is in order, so the engine takes no lateness of its
   // own and never idles forward: its clock is the merged watermark. An
@@ -209,7 +236,9 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   options.idle_partition_timeout = std::numeric_limits<Micros>::max() / 4;
   options.max_keys_per_rule = static_cast<size_t>(config_.engine.max_keys_per_rule);
   options.scope = ScopeSelector::kCentre;
+  options.track_changes = true;  // for its snapshots
   engine_ = std::make_unique<Engine>(std::move(rules), options, sink_.get(), std::move(stats));
+  if (absl::Status s = RestoreState(*partitions, clock_->Now()); !s.ok()) return s;
   merge_ = std::make_unique<EventTimeMerge>(
       EventTimeMerge::Options{.allowed_lateness = config_.engine.allowed_lateness,
                               .idle_timeout = config_.engine.idle_partition_timeout,
@@ -222,6 +251,11 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   forced_base_ = forced_.load(std::memory_order_relaxed);
   engine_late_ = 0;
   forced_logged_ = 0;
+  PartitionList all = StartOffsets(*partitions);
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), all.get()); err) {
+    return absl::InternalError(Cat("centre stage: assign ", topic, ": ", rd_kafka_err2str(err)));
+  }
+  std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue(rd_kafka_queue_get_consumer(consumer_.get()));
   active_.store(true, std::memory_order_relaxed);
   spdlog::info("centre stage: reading all {} partition(s) of {} for {} centre-wide rule(s)", *partitions, topic,
                std::count_if(engine_->rules().rules().begin(), engine_->rules().rules().end(),
@@ -264,10 +298,13 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   if (!fatal_.ok()) return absl::OkStatus();  // Run reports it
   // The drain: everything produced is delivered, then what it covers is committed.
   MarkCheckpoint();
-  if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
-    return absl::DataLossError(Cat("centre stage: ", Message(s), "; its input offsets not committed"));
+  // Twice: the findings, then the snapshot sent once they are delivered.
+  for (int round = 0; round < 2 && fatal_.ok(); ++round) {
+    if (absl::Status s = producer_->Flush(kFlushTimeoutMs); !s.ok()) {
+      return absl::DataLossError(Cat("centre stage: ", Message(s), "; its input offsets not committed"));
+    }
+    CommitDelivered(/*wait=*/true);
   }
-  CommitDelivered(/*wait=*/true);
   return fatal_.ok() ? absl::OkStatus() : fatal_;
 }
 
@@ -293,6 +330,10 @@ void CentreStage::Handle(const rd_kafka_message_t& msg, Micros now) {
       ToMicros(event->occurred_at()) > now + config_.engine.max_future_skew) {
     return;
   }
+  if (skipping_ && restored_.Covers(ToMicros(event->occurred_at()), event->event_id(), p, msg.offset)) {
+    ++skipped_;  // let go before the restart: the restored state holds it
+    return;
+  }
   const bool keep = !engine_->rules().RulesFor(event->body_case(), ScopeSelector::kCentre).empty();
   if (keep) {
     while (const EventTimeMerge::Released* r = merge_->NextToMakeRoom()) Apply(*r, now);
@@ -304,6 +345,10 @@ void CentreStage::Handle(const rd_kafka_message_t& msg, Micros now) {
 void CentreStage::Apply(const EventTimeMerge::Released& released, Micros now) {
   const cx::v1::InteractionEvent* event = release_decoder_.Decode(released.encoded.data(), released.encoded.size());
   if (event == nullptr) return;  // decoded once already: cannot happen
+  released_.time = released.time;
+  released_.event_id.assign(event->event_id());
+  released_.partition = released.partition;
+  released_.offset = released.offset;
   if (engine_->Process(0, *event, now) == Engine::Outcome::kLate) ++engine_late_;
 }
 
@@ -317,12 +362,17 @@ void CentreStage::MarkCheckpoint() {
   // their findings are produced: the offset is committable once those are
   // delivered. Nothing held: everything read.
   merge_->LowestHeldOffsets(&lowest_);
-  PendingCheckpoint c{producer_->Mark(), std::vector<int64_t>(next_.size(), -1)};
+  PendingCheckpoint c{producer_->Mark(), std::vector<int64_t>(next_.size(), -1), {}};
   for (size_t p = 0; p < next_.size(); ++p) {
     if (next_[p] >= 0) c.offsets[p] = std::min(next_[p], lowest_[p]);
+    // Not read yet this run: where a restored snapshot said to read on from.
+    else if (p < restored_starts_.size()) c.offsets[p] = restored_starts_[p];
   }
+  MapWriter changes(&state_);
+  engine_->Checkpoint(0, changes);
+  c.snapshot = Snapshot(c.offsets);
   if (pending_.size() < kMaxPendingCheckpoints) pending_.push_back(std::move(c));
-  else pending_.back() = std::move(c);
+  else pending_.back() = std::move(c);  // its snapshot covers the replaced one's
 }
 
 void CentreStage::CommitDelivered(bool wait) {
@@ -338,6 +388,10 @@ void CentreStage::CommitDelivered(bool wait) {
     pending_.pop_front();
   }
   if (!ready) return;
+  // Its findings are delivered: now the state that follows from them.
+  if (absl::Status s = producer_->Produce(config_.kafka.changelog(), 0, kSnapshotKey, ready->snapshot); !s.ok()) {
+    return Fail(s);
+  }
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(ready->offsets.size())));
   for (size_t p = 0; p < ready->offsets.size(); ++p) {
     const int64_t off = ready->offsets[p];
@@ -353,6 +407,84 @@ void CentreStage::CommitDelivered(bool wait) {
     spdlog::warn("centre stage: offset commit failed: {}", rd_kafka_err2str(err));
     for (int k = 0; k < list->cnt; ++k) committed_[static_cast<size_t>(list->elems[k].partition)] = -1;
   }
+}
+
+bool CentreStage::ReleasePoint::Covers(Micros t, std::string_view id, int32_t p, int64_t o) const {
+  if (t != time) return t < time;
+  if (id != event_id) return id < event_id;
+  if (p != partition) return p < partition;
+  return o <= offset;
+}
+
+std::string CentreStage::Snapshot(const std::vector<int64_t>& starts) {
+  std::string out;
+  RecordWriter w(&out);
+  w.Byte(kSnapshotVersion);
+  w.Signed(released_.time);
+  w.Bytes(released_.event_id);
+  w.Signed(released_.partition);
+  w.Signed(released_.offset);
+  w.Varint(starts.size());
+  for (int64_t s : starts) w.Signed(s);
+  w.Varint(state_.size());
+  for (const auto& [k, v] : state_) {
+    w.Bytes(k);
+    w.Bytes(v);
+  }
+  return out;
+}
+
+absl::Status CentreStage::RestoreState(int32_t partitions, Micros now) {
+  KafkaProperties props = {{"bootstrap.servers", bootstrap_}, {"client.id", "cxpulse-centre-restore"},
+                           {"group.id", Cat(config_.kafka.group_id, ".centre")}};  // never joined
+  for (const auto& [k, v] : config_.kafka.properties) props[k] = v;
+  absl::StatusOr<std::unique_ptr<ChangelogReader>> reader = ChangelogReader::Create(
+      props, config_.kafka.changelog(), config_.engine.delivery == Delivery::kExactlyOnce);
+  if (!reader.ok()) return reader.status();
+  absl::StatusOr<std::map<int32_t, RestoredState>> read = (*reader)->Read({0}, kRestoreTimeout);
+  if (!read.ok()) return absl::UnavailableError(Cat("centre stage: state not restored: ", Message(read.status())));
+  const auto& records = (*read)[0].records;
+  const auto it = records.find(std::string(kSnapshotKey));
+  if (it == records.end()) return absl::OkStatus();  // never checkpointed: it starts empty
+  RecordReader r(it->second);
+  ReleasePoint point;
+  std::vector<int64_t> starts;
+  std::vector<std::pair<std::string_view, std::string_view>> entries;
+  if (r.Byte() == kSnapshotVersion) {
+    point.time = r.Signed();
+    point.event_id = std::string(r.Bytes());
+    point.partition = static_cast<int32_t>(r.Signed());
+    point.offset = r.Signed();
+    starts.resize(r.Varint(kMaxPartitions));
+    for (int64_t& s : starts) s = r.Signed();
+    entries.resize(r.Varint(it->second.size()));
+    for (auto& [k, v] : entries) {
+      k = r.Bytes();
+      v = r.Bytes();
+    }
+  }
+  if (!r.Done()) {
+    spdlog::warn("centre stage: its snapshot does not decode (version {}); starting empty", int{it->second[0]});
+    return absl::OkStatus();
+  }
+  if (starts.size() != static_cast<size_t>(partitions)) {
+    spdlog::warn("centre stage: its snapshot covers {} partition(s), the topic has {}; starting empty", starts.size(),
+                 partitions);
+    return absl::OkStatus();
+  }
+  size_t taken = 0;
+  for (const auto& [k, v] : entries) {
+    if (engine_->Restore(0, k, v, now) != RestoreDrop::kNone) continue;
+    state_.emplace(std::string(k), std::string(v));
+    ++taken;
+  }
+  restored_ = std::move(point);
+  released_ = restored_;
+  skipping_ = true;
+  restored_starts_ = std::move(starts);
+  spdlog::info("centre stage: restored {} of {} state record(s); events up to {} are in them", taken, entries.size(),
+               FormatTime(restored_.time));
+  return absl::OkStatus();
 }
 
 void CentreStage::PublishGauges() {

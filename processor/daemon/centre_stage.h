@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/time.h"
@@ -86,9 +87,14 @@ class CentreStage {
   absl::Status Consume(std::shared_ptr<const RuleSet> rules, std::vector<RuleStats*> stats);
   absl::StatusOr<KafkaHandle> NewConsumer() const;
   absl::StatusOr<int32_t> PartitionCount(rd_kafka_t* consumer) const;
-  // Where to start reading each partition: from this stage's committed
-  // offset, else the group's (where its shards are), else the beginning.
+  // Where to start reading each partition: where the restored state says,
+  // else from this stage's committed offset, else the group's (where its
+  // shards are), else the beginning.
   PartitionList StartOffsets(int32_t partitions) const;
+  // Reads the stage's last snapshot back from the changelog into the engine.
+  absl::Status RestoreState(int32_t partitions, Micros now);
+  // The engine's state, the release point and where to read on, in one record.
+  std::string Snapshot(const std::vector<int64_t>& starts);
   void Handle(const rd_kafka_message_t& msg, Micros now);
   // Runs one released event through the rules.
   void Apply(const EventTimeMerge::Released& released, Micros now);
@@ -119,7 +125,28 @@ class CentreStage {
   struct PendingCheckpoint {
     uint64_t mark = 0;            // Producer::Mark()
     std::vector<int64_t> offsets;  // by partition; -1: nothing to commit
+    std::string snapshot;          // sent once the findings before `mark` are delivered
   };
+  // Durable state (daemon/changelog.h): the stage's snapshot is one record in
+  // changelog partition 0, written once the findings before it are
+  // delivered (at least once, whatever engine.delivery says). The merge
+  // lets events go in a total order (time, event id, partition, offset); a
+  // snapshot holds the last one let go, and where each partition is to be
+  // read on from (below its lowest held offset). After a restore, an event
+  // read again that is at or before that point is already in the state.
+  struct ReleasePoint {
+    Micros time = Watermark::kNone;
+    std::string event_id;
+    int32_t partition = -1;
+    int64_t offset = -1;
+    bool Covers(Micros t, std::string_view id, int32_t p, int64_t o) const;
+  };
+  ReleasePoint released_;   // the last event this run let go
+  ReleasePoint restored_;   // the restored snapshot's
+  bool skipping_ = false;   // restored_ is set
+  std::vector<int64_t> restored_starts_;  // by partition; -1: not in the snapshot
+  absl::flat_hash_map<std::string, std::string> state_;  // the engine's records, as its checkpoints leave them
+  uint64_t skipped_ = 0;
   std::deque<PendingCheckpoint> pending_;
   std::vector<int64_t> committed_;  // by partition: last offset sent in a commit
   uint64_t failures_seen_ = 0;

@@ -155,6 +155,11 @@ void ChangelogReader::Take(const rd_kafka_message_t& msg, RestoredState* state,
   ++state->records_read;
   state->bytes_read += msg.key_len + msg.len;
   std::string key(static_cast<const char*>(msg.key), msg.key_len);
+  if (!key.empty() && key[0] == kCentreRecord) {  // whole in itself: taken as it comes
+    if (msg.payload == nullptr) state->records.erase(key);
+    else state->records.insert_or_assign(std::move(key), std::string(static_cast<const char*>(msg.payload), msg.len));
+    return;
+  }
   const bool position = key == kPositionKey;
   if (msg.payload == nullptr) tail->emplace_back(std::move(key), std::nullopt);
   else tail->emplace_back(std::move(key), std::string(static_cast<const char*>(msg.payload), msg.len));

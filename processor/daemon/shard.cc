@@ -355,13 +355,14 @@ void Shard::Restore(int32_t p, const RestoredState& state, double seconds) {
   std::array<uint64_t, static_cast<size_t>(RestoreDrop::kCount)> dropped{};
   for (const auto& [key, value] : state.records) {
     RestoreDrop d = RestoreDrop::kMalformed;
+    if (!key.empty() && key[0] == kCentreRecord) continue;  // the centre stage's, in partition 0
     if (key == kPositionKey) {
       const std::optional<int64_t> next = DecodePosition(value);
       d = next ? RestoreDrop::kNone : RestoreDrop::kUnknownVersion;
       if (next) restored_through_[static_cast<size_t>(p)] = *next;
-    } else if (key[0] == kEngineRecord) {
+    } else if (!key.empty() && key[0] == kEngineRecord) {
       d = engine_->Restore(p, key, value, now);
-    } else if (key[0] == kKpiRecord) {
+    } else if (!key.empty() && key[0] == kKpiRecord) {
       d = kpi_->Restore(p, key, value, now);
     }
     ++dropped[static_cast<size_t>(d)];

@@ -23,6 +23,9 @@ namespace cxpulse {
 inline constexpr char kEngineRecord = 'e';
 inline constexpr char kKpiRecord = 'k';
 inline constexpr char kPositionRecord = 'p';  // the daemon's: the input offset the state reflects
+// The centre stage's whole state in one record, in changelog partition 0
+// (daemon/centre_stage.h): whole, so it needs no position record of its own.
+inline constexpr char kCentreRecord = 'c';
 
 // Where a checkpoint writes a partition's changed records.
 class StateWriter {
