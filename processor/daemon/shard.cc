@@ -429,8 +429,16 @@ void Shard::Commit() {
   ShardCounters::Add(counters_.state_records, records);
   ShardCounters::Add(counters_.state_bytes, bytes);
   // Nothing produced, no offset moved (every position is unchanged): the
-  // transaction stays open for the next interval.
-  if (producer_->produced() == produced_at_begin_) return;
+  // transaction stays open for the next interval. What the positions say is
+  // committed already (records read again after a restore and skipped move
+  // the offsets up to them): the consumer may commit that.
+  if (producer_->produced() == produced_at_begin_) {
+    for (int32_t p : owned_) {
+      const int64_t at = positions_[static_cast<size_t>(p)];
+      if (at >= 0) offsets_->committable[p].store(at, std::memory_order_release);
+    }
+    return;
+  }
 
   PartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
   std::vector<std::pair<int32_t, int64_t>> committed;

@@ -197,11 +197,9 @@ TEST_F(GroupTest, ThreeProcessesSplitThePartitionsAndALeaverHandsThemOnExactlyOn
   }
 }
 
-// A member leaving while events flow: Kafka refuses commits once the group
-// is rebalancing, so events processed between then and the revoke are
-// processed again by their next owner (at-least-once, as documented; rule
-// state does not move yet, so a redelivered window may differ). Nothing may
-// be lost: every offset committed, every customer's finding made.
+// A member leaving while events flow: its partitions, with their state, move
+// to the others. Nothing may be lost: every offset committed, every
+// customer's finding made.
 TEST_F(GroupTest, ALeaverUnderLoadLosesNothing) {
   Member a = Start("a"), b = Start("b"), c = Start("c");
   ASSERT_TRUE(WaitForPartitions({&a, &b, &c}, kPartitions));
