@@ -525,5 +525,58 @@ TEST_F(PipelineTest, TheDrainIsBoundedWhileTheBrokerIsGone) {
   rd_kafka_mock_broker_set_up(cluster_->mock(), -1);
 }
 
+// Defect: once a broker outage outlasted the session timeout, the
+// revocation's commit waited on the broker on the thread that also served
+// the admin endpoint: /healthz, /readyz and /metrics stopped answering for 26
+// to 76 s, long enough for a liveness probe to kill the pod. The admin
+// endpoint now has a thread of its own, which never waits on a broker.
+TEST_F(PipelineTest, TheAdminEndpointAnswersWhileARevocationWaitsOnTheBroker) {
+  // The findings cannot be delivered: the transaction's commit, and so the
+  // revocation, waits for the broker.
+  rd_kafka_mock_partition_set_leader(cluster_->mock(), "cx.findings", 0, -1);
+  testing::ChildProcess daemon(
+      {CXPULSE_BINARY, "run", "--config",
+       WriteConfig(CXPULSE_RULES_DIR, "{session.timeout.ms: 6000, heartbeat.interval.ms: 500}",
+                   "{allowed_lateness: 1s, idle_partition_timeout: 1h, commit_interval: 200ms, drain_timeout: 5s}")},
+      dir_.path() + "/outage.log");
+  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
+  ASSERT_TRUE(port_text) << daemon.Output();
+  const int port = std::stoi(*port_text);
+  ASSERT_TRUE(daemon.WaitFor("assigned", 30s)) << daemon.Output();
+  Send(testing::Ended("eA1", kT0, "cA"));
+  Send(testing::Ended("eA2", kT0 + kMinute, "cA"));
+  Send(testing::Ended("eA3", kT0 + 2 * kMinute, "cA"));  // fires repeat_contact
+  ASSERT_TRUE(producer_->Flush(10'000).ok());
+  bool fired = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; !fired && std::chrono::steady_clock::now() < deadline;) {
+    fired = testing::Sample(testing::HttpGet(port, "/metrics").body, "cxpulse_findings_total",
+                            {{"rule", "repeat_contact"}}) == 1.0;
+    if (!fired) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(fired) << daemon.Output();
+
+  rd_kafka_mock_broker_set_down(cluster_->mock(), -1);
+  // Through the session timeout (6 s) and the revocation it brings.
+  auto worst = std::chrono::steady_clock::duration::zero();
+  int answers = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 15s; std::chrono::steady_clock::now() < until;) {
+    const auto asked = std::chrono::steady_clock::now();
+    for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
+      const int status = testing::HttpGet(port, path).status;
+      EXPECT_TRUE(status == 200 || status == 503) << path << " answered " << status;
+    }
+    worst = std::max(worst, std::chrono::steady_clock::now() - asked);
+    ++answers;
+    std::this_thread::sleep_for(200ms);  // the pace of a probe, not a wait for the daemon
+  }
+  EXPECT_LT(worst, 2s) << "the slowest round of /healthz, /readyz and /metrics, of " << answers;
+  EXPECT_TRUE(daemon.Output().find("session timed out") != std::string::npos ||
+              daemon.Output().find("SESSTMOUT") != std::string::npos)
+      << "the outage did not reach the session timeout: the test proves nothing\n" << daemon.Output();
+  rd_kafka_mock_broker_set_up(cluster_->mock(), -1);
+  daemon.Signal(SIGTERM);
+  EXPECT_NE(daemon.Wait(30s), -1) << daemon.Output();
+}
+
 }  // namespace
 }  // namespace cxpulse
