@@ -25,9 +25,9 @@
 // /metrics or the findings topic, with deadlines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
