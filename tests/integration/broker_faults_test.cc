@@ -323,7 +323,17 @@ class BrokerFaultsTest : public ::testing::Test {
 // for idle while their leader did not answer and their watermarks advanced
 // with the wall clock past the waiting events -- what engine/watermark.h's
 // HeardUntil says it prevents ("a broker that stops answering is not taken
-// for a quiet partition").
+// for a quiet partition"). Seen in 4 of 5 runs (350, 850, 699 late; one
+// run passed).
+// In the fifth run the shard's findings to cx.findings [1] timed out in the
+// transaction instead: exit 3, "stopped: commit transaction: 60 message(s)
+// timed out on cx.findings [1]; nothing of this transaction is committed
+// ...". The restart restored from the changelog "resuming at offset 75/76"
+// on partitions 0, 2, 3, yet 175 findings of events below those offsets
+// (e10, e102, e103, ...) were never in the topic: lost. Likely the 2.0.2
+// mock showing the aborted transaction's changelog records to the restore's
+// read_committed reader (support/transaction_probe.h); not verified against
+// a real broker.
 TEST_F(BrokerFaultsTest, DISABLED_BrokerDownThenUp) {
   Prepare({});
   RunWithFault([&] { rd_kafka_mock_broker_set_down(mock(), 2); }, 4000ms,
