@@ -41,6 +41,7 @@ class ChildProcess {
     }
   }
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   std::string Output() const {
     std::ifstream in(output_);

@@ -12,8 +12,9 @@
 namespace cxpulse::testing {
 
 // Null if the cluster did not start or a topic could not be created.
-inline std::unique_ptr<EmbeddedCluster> StartCluster(const std::vector<std::pair<std::string, int>>& topics) {
-  auto cluster = EmbeddedCluster::Start(1);
+inline std::unique_ptr<EmbeddedCluster> StartCluster(const std::vector<std::pair<std::string, int>>& topics,
+                                                     int brokers = 1) {
+  auto cluster = EmbeddedCluster::Start(brokers);
   if (!cluster.ok()) return nullptr;
   for (const auto& [name, partitions] : topics) {
     if (!(*cluster)->CreateTopic(name, partitions).ok()) return nullptr;
