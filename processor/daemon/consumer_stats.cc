@@ -55,7 +55,13 @@ std::vector<std::pair<int32_t, Micros>> HeardFromStats(std::string_view json, co
       if (value.kind_case() != Value::kStructValue) continue;
       const Struct& b = value.struct_value();
       const double rxidle = Number(b, "rxidle", -1);  // microseconds since the last receive; -1: none yet
-      if (Text(b, "state") != "UP" || rxidle < 0) continue;
+      // Up for less than two fetch waits and a stats interval: what its
+      // partitions say (their high watermarks) may be from before it went
+      // away, so "at its end" is not known yet (broker_faults_test).
+      const double up_for = Number(b, "stateage", -1);
+      if (Text(b, "state") != "UP" || rxidle < 0 || up_for < static_cast<double>(2 * fetch_wait + kMicrosPerSecond)) {
+        continue;
+      }
       last_receive[static_cast<int64_t>(Number(b, "nodeid", -1))] = taken - static_cast<Micros>(rxidle);
     }
   }
