@@ -35,9 +35,9 @@ const Struct* Object(const Struct& s, const std::string& name) {
 
 }  // namespace
 
-std::vector<std::pair<int32_t, Micros>> HeardFromStats(std::string_view json, const std::string& topic,
-                                                       StatsClock clock, Micros fetch_wait) {
-  std::vector<std::pair<int32_t, Micros>> out;
+std::vector<Heard> HeardFromStats(std::string_view json, const std::string& topic, StatsClock clock,
+                                  Micros fetch_wait) {
+  std::vector<Heard> out;
   Struct stats;
   if (!google::protobuf::util::JsonStringToMessage(google::protobuf::StringPiece(json.data(), json.size()), &stats)
            .ok()) {
@@ -78,7 +78,7 @@ std::vector<std::pair<int32_t, Micros>> HeardFromStats(std::string_view json, co
     if (Text(part, "fetch_state") != "active" || hi < 0 || next < hi) continue;  // behind, or not fetching
     auto leader = last_receive.find(static_cast<int64_t>(Number(part, "leader", -1)));
     if (leader == last_receive.end()) continue;
-    out.emplace_back(p, leader->second - fetch_wait);
+    out.push_back({p, leader->second - fetch_wait, static_cast<int64_t>(next)});
   }
   return out;
 }

@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Config& config,
     p->offsets_.at_end[i].store(false, std::memory_order_relaxed);
     p->offsets_.watermark[i].store(Watermark::kNone, std::memory_order_relaxed);
     p->offsets_.heard_until[i].store(0, std::memory_order_relaxed);
+    p->offsets_.heard_through[i].store(0, std::memory_order_relaxed);
   }
 
   KafkaProperties props = {{"bootstrap.servers", bootstrap},
@@ -403,11 +404,15 @@ int Pipeline::OnStats(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
   auto* self = static_cast<Pipeline*>(opaque);
   const Micros steady = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now().time_since_epoch()).count();
-  for (const auto& [p, heard] : HeardFromStats(std::string_view(json, json_len), self->config_.kafka.input_topic,
-                                               {self->clock_->Now(), steady}, self->fetch_wait_)) {
-    if (p >= kMaxPartitions) continue;
-    auto& slot = self->offsets_.heard_until[p];
-    if (heard > slot.load(std::memory_order_relaxed)) slot.store(heard, std::memory_order_relaxed);
+  for (const Heard& h : HeardFromStats(std::string_view(json, json_len), self->config_.kafka.input_topic,
+                                       {self->clock_->Now(), steady}, self->fetch_wait_)) {
+    if (h.partition >= kMaxPartitions) continue;
+    auto& slot = self->offsets_.heard_until[h.partition];
+    if (h.at <= slot.load(std::memory_order_relaxed)) continue;
+    // The offset first: a shard that sees the new time sees an offset at
+    // least as new, so it never takes a time for records it has not read.
+    self->offsets_.heard_through[h.partition].store(h.through, std::memory_order_release);
+    slot.store(h.at, std::memory_order_release);
   }
   return 0;  // librdkafka frees `json`
 }
@@ -443,6 +448,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
       offsets_.at_end[p].store(false, std::memory_order_relaxed);
       offsets_.watermark[p].store(Watermark::kNone, std::memory_order_relaxed);
       offsets_.heard_until[p].store(0, std::memory_order_relaxed);
+      offsets_.heard_through[p].store(0, std::memory_order_relaxed);
       committed_[static_cast<size_t>(p)] = -1;
     }
     // The shards learn of their partitions before the first message can arrive.

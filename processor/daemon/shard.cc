@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int index, const Config& co
                                            config.engine.idle_partition_timeout, /*track_changes=*/true);
   s->queue_.reset(rd_kafka_queue_new(consumer));
   s->next_.assign(kMaxPartitions, -1);
+  s->read_to_.assign(kMaxPartitions, -1);
   s->restored_through_.assign(kMaxPartitions, -1);
   s->positions_.assign(kMaxPartitions, -1);
   return s;
@@ -187,6 +188,7 @@ void Shard::DrainCommands() {
       // queue meanwhile (RestoreAssigned runs before the next batch).
       owned_.push_back(p);
       next_[static_cast<size_t>(p)] = -1;
+      read_to_[static_cast<size_t>(p)] = -1;
       restored_through_[static_cast<size_t>(p)] = -1;
       restoring_.push_back(p);
       restoring_count_.store(static_cast<int>(restoring_.size()), std::memory_order_release);
@@ -209,7 +211,10 @@ void Shard::DrainCommands() {
 
 void Shard::ApplyHeard(Micros now) {
   for (int32_t p : owned_) {
-    const Micros heard = offsets_->heard_until[p].load(std::memory_order_relaxed);
+    Micros heard = offsets_->heard_until[p].load(std::memory_order_acquire);
+    // Records fetched before that answer may still be in the queue: until
+    // they are read, the answer says nothing about them (0 keeps the last).
+    if (read_to_[static_cast<size_t>(p)] < offsets_->heard_through[p].load(std::memory_order_acquire)) heard = 0;
     engine_->HeardUntil(p, heard, now);
     kpi_->HeardUntil(p, heard, now);
   }
@@ -220,6 +225,7 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       if (p >= 0 && p < kMaxPartitions && std::find(owned_.begin(), owned_.end(), p) != owned_.end()) {
+        read_to_[static_cast<size_t>(p)] = std::max(read_to_[static_cast<size_t>(p)], msg.offset);
         offsets_->at_end[p].store(true, std::memory_order_relaxed);
         // Caught up: from now on a quiet partition's watermark may idle forward.
         engine_->SetAtEnd(p, true, now);
@@ -234,6 +240,7 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   // flight) is left uncommitted for its next owner.
   if (p < 0 || p >= kMaxPartitions || std::find(owned_.begin(), owned_.end(), p) == owned_.end()) return;
   next_[static_cast<size_t>(p)] = msg.offset + 1;
+  read_to_[static_cast<size_t>(p)] = msg.offset + 1;
   offsets_->processed[p].store(msg.offset + 1, std::memory_order_relaxed);
   // A record: the partition is no longer at its end (told once, not per record).
   if (offsets_->at_end[p].load(std::memory_order_relaxed)) {

@@ -96,6 +96,9 @@ class Shard {
     // Written by the control thread (from the consumer's statistics): the
     // wall time the partition's broker was last heard with nothing more
     // than what was fetched. A partition idles forward only up to there.
+    // ... and past which offset it had nothing (Heard::through): the time
+    // holds once the shard has read that far.
+    std::unique_ptr<std::atomic<int64_t>[]> heard_through{new std::atomic<int64_t>[kMaxPartitions]};
     std::unique_ptr<std::atomic<Micros>[]> heard_until{new std::atomic<Micros>[kMaxPartitions]};
   };
 
@@ -184,6 +187,7 @@ class Shard {
   EventDecoder decoder_;
   std::vector<int32_t> owned_;      // partitions this shard owns now
   std::vector<int64_t> next_;       // next offset to process, by partition (-1: none yet)
+  std::vector<int64_t> read_to_;    // by partition: next offset read, or the end an EOF reported
   std::vector<int32_t> restoring_;  // assigned, state not yet read back
   std::atomic<int> restoring_count_{0};
   // By partition: input offsets below this are already in the restored state.

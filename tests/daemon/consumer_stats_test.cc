@@ -26,8 +26,9 @@ TEST(ConsumerStatsTest, APartitionFetchedToItsEndIsHeardWhenItsLeaderLastAnswere
   // Taken at wall 999.5 s, last receive 0.2 s before, less the fetch wait.
   const auto heard = HeardFromStats(Stats(200'000, "UP", 7), "in", kClock, kFetchWait);
   ASSERT_EQ(heard.size(), 1u);  // partition 1 is not fetching, -1 is librdkafka's own
-  EXPECT_EQ(heard[0].first, 0);
-  EXPECT_EQ(heard[0].second, 999'500'000 - 200'000 - kFetchWait);
+  EXPECT_EQ(heard[0].partition, 0);
+  EXPECT_EQ(heard[0].at, 999'500'000 - 200'000 - kFetchWait);
+  EXPECT_EQ(heard[0].through, 7);  // the fetcher's next offset
 }
 
 TEST(ConsumerStatsTest, ABehindOrSilentOrDownLeaderIsNotHeard) {
