@@ -101,6 +101,7 @@ class Text {
   // Once on the heap, text stays there while it fits, so a ring slot that
   // held one long id takes the next without allocating.
   void Assign(std::string_view s) {
+    if (s.empty()) s = std::string_view("", 0);  // never a null pointer to memmove (a restored empty id)
     if (OnHeap()) {
       if (s.size() <= HeapCapacity()) {
         std::memmove(HeapData(), s.data(), s.size());
