@@ -277,7 +277,11 @@ void Shard::Handle(const rd_kafka_message_t& msg, Micros now) {
   ShardCounters::Add(counters_.events[body < kMaxBodyCase ? body : 0][channel < kChannels ? channel : 0]);
   if (engine_->Process(p, event_, now) == Engine::Outcome::kLate) {
     ShardCounters::Add(counters_.late);
-    DeadLetter(msg, DeadLetterReason::kLate, "event time is behind the partition watermark");
+    // How late, for whoever reads the dead letter (a rare path: it may format).
+    const Micros at = ToMicros(event_.occurred_at()), watermark = engine_->WatermarkOf(p, now);
+    DeadLetter(msg, DeadLetterReason::kLate,
+               Cat("event time ", FormatTime(at), " is ", FormatDuration(watermark - at),
+                   " behind the partition watermark ", FormatTime(watermark)));
     return;
   }
   kpi_->Record(event_, p, now);

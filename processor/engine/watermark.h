@@ -45,17 +45,20 @@ class Watermark {
   }
 
   // The consumer reached the partition's end (true), or read a record (false).
-  // Leaving the end keeps what the idle clock had reached.
+  // Leaving the end keeps what the idle clock had reached. Reaching the end
+  // says nothing of when the broker had nothing more: the end is read when
+  // the shard gets to it, which may be long after it was fetched (a shard
+  // held up in a commit), with records fetched since waiting behind it. So
+  // it moves no bound; only HeardUntil does.
   void SetAtEnd(bool at_end, Micros wall_now) {
     if (at_end_ && !at_end) floor_ = std::max(floor_, Current(wall_now));
-    if (at_end && bounded_) heard_until_ = std::max(heard_until_, wall_now);  // just heard: nothing more
     at_end_ = at_end;
   }
 
   // The partition's broker was last heard saying it had nothing more than
   // what was read at wall time `heard_at`: from the first call on, a
-  // partition at its end idles forward only up to the latest such time
-  // (reaching its end counts as one). Unbounded until then.
+  // partition at its end idles forward only up to the latest such time.
+  // Unbounded until then.
   void HeardUntil(Micros heard_at, Micros wall_now) {
     if (!bounded_) floor_ = std::max(floor_, Current(wall_now));  // never backwards
     heard_until_ = bounded_ ? std::max(heard_until_, heard_at) : heard_at;

@@ -97,7 +97,7 @@ TEST(WatermarkTest, AtItsEndIdlesForwardOnlyUpToWhenItsBrokerWasHeard) {
   Watermark w(1 * kSecond, 2 * kSecond);
   w.Observe(kT0, kT0);
   w.HeardUntil(0, kT0);
-  w.SetAtEnd(true, kT0);  // reached its end: heard from now
+  w.SetAtEnd(true, kT0);
   w.HeardUntil(kT0 + 5 * kSecond, kT0 + 5 * kSecond);
   EXPECT_EQ(w.Current(kT0 + 5 * kSecond), kT0 + 4 * kSecond) << "heard from: idles forward";
   // The broker goes quiet: 40 s of wall time, not one more answer.
@@ -107,6 +107,26 @@ TEST(WatermarkTest, AtItsEndIdlesForwardOnlyUpToWhenItsBrokerWasHeard) {
   EXPECT_EQ(w.Current(kT0 + 46 * kSecond), kT0 + 45 * kSecond);
   w.HeardUntil(kT0 + 10 * kSecond, kT0 + 47 * kSecond);  // an older report moves nothing back
   EXPECT_EQ(w.Current(kT0 + 47 * kSecond), kT0 + 45 * kSecond);
+}
+
+// An end of partition is read when the shard gets to it, which can be long
+// after it was fetched (the shard was held up in a commit whose EndTxn the
+// broker refused twice: BrokerFaultsTest.AddOffsetsToTxnAndEndTxnErrors,
+// 50 to 100 events dead-lettered as late, one run in four). The records
+// fetched after it wait behind it; reading the end says nothing of when the
+// broker last had nothing more, so only the broker's own answers (HeardUntil)
+// bound the idle advance.
+TEST(WatermarkTest, AnEndReadLateDoesNotMakeTheRecordsBehindItLate) {
+  constexpr Micros kSecond = kMicrosPerSecond;
+  Watermark w(1 * kSecond, 1 * kSecond);
+  w.HeardUntil(0, kT0);
+  w.Observe(kT0, kT0);
+  w.HeardUntil(kT0, kT0);  // heard: nothing past what was read
+  // Blocked 3 s; meanwhile the end was fetched, then records stamped kT0 + 1.5 s.
+  w.SetAtEnd(true, kT0 + 3 * kSecond);
+  w.SetAtEnd(false, kT0 + 3 * kSecond);
+  EXPECT_FALSE(w.IsLate(kT0 + 3 * kSecond / 2, kT0 + 3 * kSecond));
+  EXPECT_EQ(w.Current(kT0 + 3 * kSecond), kT0 - 1 * kSecond);
 }
 
 TEST_F(EngineTest, CountFiresOnceAtThresholdWithEvidenceThenCoolsDown) {

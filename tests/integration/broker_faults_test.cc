@@ -271,10 +271,19 @@ class BrokerFaultsTest : public ::testing::Test {
     c = CountFindings();
     Report(c, after_clear, std::chrono::duration<double>(Clock::now() - started).count());
     EXPECT_TRUE(finished) << "not everything processed within " << scenario_.finish_within.count()
-                          << " s of the fault clearing;" << c.examples << "\nmetrics then:\n" << progress << "log:\n"
-                          << daemon_->current().process->Output();
+                          << " s of the fault clearing;" << c.examples << "\nmetrics then:\n" << progress
+                          << EarlierLogs() << "log:\n" << daemon_->current().process->Output();
     EXPECT_EQ(code, 0) << "after the fault, SIGTERM: " << daemon_->current().process->Output();
     ExpectExactlyTheEvents(c);
+  }
+
+  // What each run that exited printed, for a failure's message.
+  std::string EarlierLogs() const {
+    std::string out;
+    for (size_t i = 0; i < daemon_->exits().size(); ++i) {
+      Append(&out, "log of run ", i + 1, " (exit ", daemon_->exits()[i].code, "):\n", daemon_->exits()[i].log);
+    }
+    return out;
   }
 
   void Report(const FindingCount& c, double after_clear, double total) {
@@ -282,6 +291,14 @@ class BrokerFaultsTest : public ::testing::Test {
                 c.distinct, c.missing, c.extra, c.doubled, daemon_->exits().size());
     for (const auto& e : daemon_->exits()) std::printf(" [code %d: %s]", e.code, e.reason.c_str());
     std::printf("; everything in %.1f s after the fault cleared, %.1f s in all\n", after_clear, total);
+    // Dead letters by reason, and the first of each (its source and error).
+    std::map<std::string, std::pair<int, std::string>> dead;
+    for (const testing::Record& r : testing::ReadTopic(cluster_->bootstrap_servers(), kDeadLetter, 1, 10s)) {
+      auto header = [&](const std::string& name) { return r.headers.count(name) ? r.headers.at(name) : "-"; };
+      auto& [n, first] = dead[header("cxpulse.reason")];
+      if (n++ == 0) first = Cat(header("cxpulse.source"), ": ", header("cxpulse.error"));
+    }
+    for (const auto& [reason, d] : dead) std::printf("dead letters: %d %s (first: %s)\n", d.first, reason.c_str(), d.second.c_str());
     RecordProperty("missing", static_cast<int>(c.missing));
     RecordProperty("extra", static_cast<int>(c.extra));
     RecordProperty("doubled", static_cast<int>(c.doubled));

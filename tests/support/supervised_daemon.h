@@ -17,6 +17,7 @@ class SupervisedDaemon {
   struct Exit {
     int code = 0;
     std::string reason;  // its last "stopped: ..." line, or the log's tail
+    std::string log;     // all it printed
   };
 
   SupervisedDaemon(std::vector<std::string> argv, std::string log_prefix)
@@ -33,7 +34,8 @@ class SupervisedDaemon {
   bool Check() {
     const int code = daemon_.process->Wait(std::chrono::seconds(0));
     if (code < 0) return true;
-    exits_.push_back({code, StopReason(daemon_.process->Output())});
+    const std::string log = daemon_.process->Output();
+    exits_.push_back({code, StopReason(log), log});
     return Start();
   }
 
