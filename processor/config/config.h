@@ -27,8 +27,12 @@ struct KafkaConfig {
   // changelogs after the application.
   std::string changelog() const { return changelog_topic.empty() ? group_id + "-changelog" : changelog_topic; }
   // Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, ...),
-  // applied last so they override cxpulse's own defaults.
-  std::map<std::string, std::string> properties;
+  // applied last so they override cxpulse's own defaults. One default of
+  // librdkafka's is changed here (a user's value replaces it): a broker that
+  // is back is tried again within 1 s, as the Java client does, not after a
+  // backoff doubling up to 10 s, which outlasted a 10 s transaction
+  // (BrokerFaultsTest.BrokerDownThenUpExactlyOnce: "messages timed out").
+  std::map<std::string, std::string> properties = {{"reconnect.backoff.max.ms", "1000"}};
 };
 
 // What a finding's delivery promises (README.md, "Delivery").

@@ -34,6 +34,7 @@ engine: {allowed_lateness: 1m, idle_partition_timeout: 20s, commit_interval: 500
   EXPECT_EQ(c->kafka.changelog(), "state");
   EXPECT_EQ(c->kafka.properties.at("security.protocol"), "SASL_SSL");
   EXPECT_EQ(c->kafka.properties.at("sasl.mechanism"), "PLAIN");
+  EXPECT_EQ(c->kafka.properties.at("reconnect.backoff.max.ms"), "1000") << "cxpulse's default, not set in the file";
   EXPECT_EQ(c->rules_path, dir.path() + "/my-rules");  // relative to the config file
   EXPECT_EQ(c->admin_address, "0.0.0.0:9000");
   EXPECT_EQ(c->engine.allowed_lateness, 60 * kMicrosPerSecond);
