@@ -20,6 +20,7 @@
 #include "cx/v1/finding.pb.h"
 #include "kafka/client.h"
 #include "support/child_process.h"
+#include "support/daemon_process.h"
 #include "support/command.h"
 #include "support/events.h"
 #include "support/http_get.h"
@@ -112,9 +113,8 @@ class CentreTest : public ::testing::Test {
   Member Start(const std::string& config, const std::string& log) {
     Member m{std::make_unique<testing::ChildProcess>(
         std::vector<std::string>{CXPULSE_BINARY, "run", "--config", config, "--shards", "2"}, dir_.path() + "/" + log)};
-    const auto port = m.process->WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-    EXPECT_TRUE(port) << m.process->Output();
-    if (port) m.port = std::stoi(*port);
+    m.port = testing::AdminPort(*m.process);
+    EXPECT_NE(m.port, 0) << m.process->Output();
     return m;
   }
   static std::string Metrics(const Member& m) { return testing::HttpGet(m.port, "/metrics").body; }

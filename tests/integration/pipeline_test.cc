@@ -16,6 +16,7 @@
 #include "cx/v1/finding.pb.h"
 #include "kafka/client.h"
 #include "support/child_process.h"
+#include "support/daemon_process.h"
 #include "support/events.h"
 #include "support/http_get.h"
 #include "support/kafka_reader.h"
@@ -62,6 +63,25 @@ class PipelineTest : public ::testing::Test {
   }
   void Send(const cx::v1::InteractionEvent& e) { Send(e.customer_id(), e.SerializeAsString()); }
 
+  // Three contacts of customer cA within minutes: the shipped pack's repeat_contact fires.
+  void SendARepeatContact() {
+    Send(testing::Ended("eA1", kT0, "cA"));
+    Send(testing::Ended("eA2", kT0 + kMinute, "cA"));
+    Send(testing::Ended("eA3", kT0 + 2 * kMinute, "cA"));
+    ASSERT_TRUE(producer_->Flush(10'000).ok());
+  }
+  // Whether the daemon on `port` counts the repeat_contact finding within 30 s.
+  static bool WaitForRepeatContact(int port) {
+    for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;
+         std::this_thread::sleep_for(100ms)) {
+      if (testing::Sample(testing::HttpGet(port, "/metrics").body, "cxpulse_findings_total",
+                          {{"rule", "repeat_contact"}}) == 1.0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<EmbeddedCluster> cluster_;
   std::unique_ptr<Producer> producer_;
@@ -71,9 +91,8 @@ TEST_F(PipelineTest, FindingsDeadLettersMetricsAndACleanDrain) {
   testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", WriteConfig(CXPULSE_RULES_DIR)},
                                dir_.path() + "/daemon.log");
   ASSERT_TRUE(daemon.started());
-  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-  ASSERT_TRUE(port_text) << daemon.Output();
-  const int port = std::stoi(*port_text);
+  const int port = testing::AdminPort(daemon);
+  ASSERT_NE(port, 0) << daemon.Output();
 
   // A known sequence, all on partition 0 so its watermark is predictable.
   Send(testing::CallbackRequested("eB1", kT0, "cB", kT0 + 10 * kMinute));           // never attempted
@@ -236,9 +255,8 @@ TEST_F(PipelineTest, KpiTimeIsPerPartition) {
   testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", WriteConfig(CXPULSE_RULES_DIR), "--shards", "1"},
                                dir_.path() + "/daemon.log");
   ASSERT_TRUE(daemon.started());
-  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-  ASSERT_TRUE(port_text) << daemon.Output();
-  const int port = std::stoi(*port_text);
+  const int port = testing::AdminPort(daemon);
+  ASSERT_NE(port, 0) << daemon.Output();
   const Micros t0 = kT0 / kMinute * kMinute;
   // Sends one event and waits until the daemon has consumed `count` of its type.
   auto send_and_wait = [&](const cx::v1::InteractionEvent& e, int32_t partition, const char* type, double count) {
@@ -289,9 +307,8 @@ TEST_F(PipelineTest, NotReadyUntilTheGroupAssignsPartitions) {
                                                                "\nadmin: {address: 127.0.0.1:0}\n"));
   testing::ChildProcess daemon({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/unreachable.log");
   ASSERT_TRUE(daemon.started());
-  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-  ASSERT_TRUE(port_text) << daemon.Output();
-  const int port = std::stoi(*port_text);
+  const int port = testing::AdminPort(daemon);
+  ASSERT_NE(port, 0) << daemon.Output();
   EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200);
   const auto ready = testing::HttpGet(port, "/readyz");
   EXPECT_EQ(ready.status, 503);
@@ -312,7 +329,7 @@ TEST_F(PipelineTest, ASigtermWhileJoiningTheGroupExitsPromptly) {
 
   testing::ChildProcess second({CXPULSE_BINARY, "run", "--config", config}, dir_.path() + "/second.log");
   ASSERT_TRUE(second.started());
-  ASSERT_TRUE(second.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s)) << second.Output();
+  ASSERT_NE(testing::AdminPort(second), 0) << second.Output();
   second.Signal(SIGTERM);
   const auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(second.Wait(40s), 0) << second.Output();
@@ -329,11 +346,8 @@ TEST_F(PipelineTest, FindingsThatCannotBeDeliveredStopTheDaemonWithoutCommitting
   testing::ChildProcess daemon(
       {CXPULSE_BINARY, "run", "--config", WriteConfig(CXPULSE_RULES_DIR, "{message.timeout.ms: 3000}")},
       dir_.path() + "/refused.log");
-  ASSERT_TRUE(daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s)) << daemon.Output();
-  Send(testing::Ended("eA1", kT0, "cA"));
-  Send(testing::Ended("eA2", kT0 + kMinute, "cA"));
-  Send(testing::Ended("eA3", kT0 + 2 * kMinute, "cA"));  // fires repeat_contact
-  ASSERT_TRUE(producer_->Flush(10'000).ok());
+  ASSERT_NE(testing::AdminPort(daemon), 0) << daemon.Output();
+  SendARepeatContact();
   EXPECT_EQ(daemon.Wait(60s), 3) << daemon.Output();
   EXPECT_NE(daemon.Output().find("input offsets not committed"), std::string::npos) << daemon.Output();
 
@@ -427,9 +441,8 @@ TEST_F(PipelineTest, ABrokerStallIsNotAQuietPartition) {
        WriteConfig(CXPULSE_RULES_DIR, "{}",
                    "{allowed_lateness: 1s, idle_partition_timeout: 2s, commit_interval: 200ms}", *bootstrap)},
       dir_.path() + "/stall.log");
-  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-  ASSERT_TRUE(port_text) << daemon.Output();
-  const int port = std::stoi(*port_text);
+  const int port = testing::AdminPort(daemon);
+  ASSERT_NE(port, 0) << daemon.Output();
   ASSERT_TRUE(daemon.WaitFor(R"(assigned (\d+) partition)", 30s)) << daemon.Output();
 
   // Events stamped with the wall clock, as a live source stamps them.
@@ -500,21 +513,10 @@ TEST_F(PipelineTest, TheDrainIsBoundedWhileTheBrokerIsGone) {
        WriteConfig(CXPULSE_RULES_DIR, "{}",
                    "{allowed_lateness: 1s, idle_partition_timeout: 1h, commit_interval: 200ms, drain_timeout: 3s}")},
       dir_.path() + "/drain.log");
-  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-  ASSERT_TRUE(port_text) << daemon.Output();
-  const int port = std::stoi(*port_text);
-  Send(testing::Ended("eA1", kT0, "cA"));
-  Send(testing::Ended("eA2", kT0 + kMinute, "cA"));
-  Send(testing::Ended("eA3", kT0 + 2 * kMinute, "cA"));  // fires repeat_contact
-  ASSERT_TRUE(producer_->Flush(10'000).ok());
-  std::string metrics;
-  bool fired = false;
-  for (auto deadline = std::chrono::steady_clock::now() + 30s; !fired && std::chrono::steady_clock::now() < deadline;) {
-    metrics = testing::HttpGet(port, "/metrics").body;
-    fired = testing::Sample(metrics, "cxpulse_findings_total", {{"rule", "repeat_contact"}}) == 1.0;
-    if (!fired) std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_TRUE(fired) << metrics << daemon.Output();
+  const int port = testing::AdminPort(daemon);
+  ASSERT_NE(port, 0) << daemon.Output();
+  SendARepeatContact();
+  ASSERT_TRUE(WaitForRepeatContact(port)) << daemon.Output();
 
   rd_kafka_mock_broker_set_down(cluster_->mock(), -1);
   daemon.Signal(SIGTERM);
@@ -539,21 +541,11 @@ TEST_F(PipelineTest, TheAdminEndpointAnswersWhileARevocationWaitsOnTheBroker) {
        WriteConfig(CXPULSE_RULES_DIR, "{session.timeout.ms: 6000, heartbeat.interval.ms: 500}",
                    "{allowed_lateness: 1s, idle_partition_timeout: 1h, commit_interval: 200ms, drain_timeout: 5s}")},
       dir_.path() + "/outage.log");
-  const auto port_text = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-  ASSERT_TRUE(port_text) << daemon.Output();
-  const int port = std::stoi(*port_text);
+  const int port = testing::AdminPort(daemon);
+  ASSERT_NE(port, 0) << daemon.Output();
   ASSERT_TRUE(daemon.WaitFor("assigned", 30s)) << daemon.Output();
-  Send(testing::Ended("eA1", kT0, "cA"));
-  Send(testing::Ended("eA2", kT0 + kMinute, "cA"));
-  Send(testing::Ended("eA3", kT0 + 2 * kMinute, "cA"));  // fires repeat_contact
-  ASSERT_TRUE(producer_->Flush(10'000).ok());
-  bool fired = false;
-  for (auto deadline = std::chrono::steady_clock::now() + 30s; !fired && std::chrono::steady_clock::now() < deadline;) {
-    fired = testing::Sample(testing::HttpGet(port, "/metrics").body, "cxpulse_findings_total",
-                            {{"rule", "repeat_contact"}}) == 1.0;
-    if (!fired) std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_TRUE(fired) << daemon.Output();
+  SendARepeatContact();
+  ASSERT_TRUE(WaitForRepeatContact(port)) << daemon.Output();
 
   rd_kafka_mock_broker_set_down(cluster_->mock(), -1);
   // Through the session timeout (6 s) and the revocation it brings.

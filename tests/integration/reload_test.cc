@@ -12,6 +12,7 @@
 #include "cx/v1/finding.pb.h"
 #include "kafka/client.h"
 #include "support/child_process.h"
+#include "support/daemon_process.h"
 #include "support/events.h"
 #include "support/http_get.h"
 #include "support/kafka_reader.h"
@@ -70,9 +71,8 @@ class ReloadTest : public ::testing::Test {
                             "engine: {allowed_lateness: 1h, idle_partition_timeout: 1h, commit_interval: 200ms}\n"));
     daemon_ = std::make_unique<testing::ChildProcess>(
         std::vector<std::string>{CXPULSE_BINARY, "run", "--config", config, "--shards", "2"}, dir_.path() + "/d.log");
-    const auto port = daemon_->WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-    ASSERT_TRUE(port) << daemon_->Output();
-    port_ = std::stoi(*port);
+    port_ = testing::AdminPort(*daemon_);
+    ASSERT_NE(port_, 0) << daemon_->Output();
   }
   void TearDown() override {
     if (daemon_) {

@@ -12,6 +12,7 @@
 #include "cx/v1/finding.pb.h"
 #include "kafka/client.h"
 #include "support/child_process.h"
+#include "support/daemon_process.h"
 #include "support/events.h"
 #include "support/http_get.h"
 #include "support/kafka_reader.h"
@@ -68,9 +69,8 @@ class GroupTest : public ::testing::Test {
     std::vector<std::string> argv = {CXPULSE_BINARY, "run", "--config", config_, "--shards", "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     Member m{std::make_unique<testing::ChildProcess>(argv, dir_.path() + "/" + name + ".log")};
-    const auto port = m.process->WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-    EXPECT_TRUE(port) << m.process->Output();
-    if (port) m.port = std::stoi(*port);
+    m.port = testing::AdminPort(*m.process);
+    EXPECT_NE(m.port, 0) << m.process->Output();
     return m;
   }
   // Partitions a member holds: one lag series per assigned partition.

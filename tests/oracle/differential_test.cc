@@ -38,6 +38,7 @@
 #include "kafka/client.h"
 #include "oracle/oracle.h"
 #include "support/child_process.h"
+#include "support/daemon_process.h"
 #include "support/command.h"
 #include "support/http_get.h"
 #include "support/kafka_reader.h"
@@ -503,12 +504,11 @@ class DaemonRun {
       r.problems = "did not start";
       return r;
     }
-    const auto port_text = daemon_->WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", 30s);
-    if (!port_text) {
+    const int port = testing::AdminPort(*daemon_);
+    if (port == 0) {
       r.problems = "no admin port in its log:\n" + daemon_->Output();
       return r;
     }
-    const int port = std::stoi(*port_text);
     const double produced = static_cast<double>(stream_.events.size());
     const double expected_end = static_cast<double>(kWindowEnd) / kSecond;
     std::vector<SampleLine> samples;

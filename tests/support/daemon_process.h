@@ -22,13 +22,17 @@ struct RunningDaemon {
   std::vector<SampleLine> Scrape() const { return ParseExposition(HttpGet(port, "/metrics").body); }
 };
 
+// Waits for a starting daemon's "metrics on" line: its admin port, 0 if it never said.
+inline int AdminPort(ChildProcess& daemon, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+  const auto port = daemon.WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", timeout);
+  return port ? std::stoi(*port) : 0;
+}
+
 // Starts `argv` with its output in `log` and waits for its "metrics on" line.
 inline RunningDaemon StartDaemon(const std::vector<std::string>& argv, const std::string& log,
                                  std::chrono::seconds timeout = std::chrono::seconds(30)) {
   RunningDaemon d{std::make_unique<ChildProcess>(argv, log)};
-  if (const auto port = d.process->WaitFor(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)", timeout)) {
-    d.port = std::stoi(*port);
-  }
+  d.port = AdminPort(*d.process, timeout);
   return d;
 }
 
