@@ -346,8 +346,10 @@ void Shard::RestoreAssigned() {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
                                   std::memory_order_relaxed);
+  std::string empty;  // the partitions with no saved state (a first start)
   for (auto& [p, state] : *states) {
     Restore(p, state, seconds);
+    if (state.records_read == 0) Append(&empty, empty.empty() ? "" : ", ", p);
     // Not known to be at its end until the consumer says so (its EOF).
     engine_->SetAtEnd(p, false, clock_->Now());
     kpi_->SetAtEnd(p, false, clock_->Now());
@@ -356,6 +358,10 @@ void Shard::RestoreAssigned() {
       rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), p);
       rd_kafka_pause_partitions(consumer_, list.get());
     }
+  }
+  if (!empty.empty()) {
+    spdlog::info("shard {}: no saved state for {} [{}] ({:.3f}s): they start empty", index_,
+                 config_.kafka.input_topic, empty, seconds);
   }
   restoring_.clear();
   restoring_count_.store(0, std::memory_order_release);
@@ -389,10 +395,14 @@ void Shard::Restore(int32_t p, const RestoredState& state, double seconds) {
     Append(&drops, drops.empty() ? "; dropped " : ", ", dropped[d], " ", RestoreDropName(static_cast<RestoreDrop>(d)));
   }
   if (state.incomplete > 0) Append(&drops, drops.empty() ? "; " : ", ", state.incomplete, " of an unfinished checkpoint");
+  if (state.records_read == 0) return;  // nothing saved: RestoreAssigned says so, once for all such
+  const int64_t through = restored_through_[static_cast<size_t>(p)];
   spdlog::info("shard {}: restored {} [{}] ({:.3f}s with the shard's other assigned partitions): {} records taken of "
-               "{} read ({} bytes), resuming at offset {}{}",
+               "{} read ({} bytes), {}{}",
                index_, config_.kafka.input_topic, p, seconds, dropped[0], state.records_read, state.bytes_read,
-               restored_through_[static_cast<size_t>(p)], drops);
+               through >= 0 ? Cat("resuming at offset ", through)
+                            : std::string("no whole checkpoint in it: reading on from the group's offset"),
+               drops);
 }
 
 void Shard::WriteState(const std::function<StateWriter&(int32_t)>& out) {
