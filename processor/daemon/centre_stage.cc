@@ -20,6 +20,8 @@ constexpr int kPollTimeoutMs = 100;  // also how soon a stop is noticed
 constexpr int kMetadataTimeoutMs = 1000;
 constexpr int kCommittedTimeoutMs = 5000;
 constexpr int kFlushTimeoutMs = 30'000;
+constexpr int kTxnTimeoutMs = 30'000;
+constexpr int kInitTimeoutMs = 5'000;
 constexpr size_t kMaxPendingCheckpoints = 64;
 constexpr Micros kForcedLogInterval = 60 * kMicrosPerSecond;
 constexpr Micros kRestoreTimeout = 120 * kMicrosPerSecond;
@@ -45,15 +47,30 @@ absl::StatusOr<std::unique_ptr<CentreStage>> CentreStage::Create(const Config& c
   c->config_ = config;
   c->bootstrap_ = bootstrap;
   c->clock_ = clock;
-  KafkaProperties props = {{"bootstrap.servers", bootstrap}, {"client.id", "cxpulse-centre"}};
-  for (const auto& [k, v] : config.kafka.properties) props[k] = v;
+  c->exactly_once_ = config.engine.delivery == Delivery::kExactlyOnce;
+  if (absl::Status s = c->NewProducer(); !s.ok()) return s;
+  return c;
+}
+
+absl::Status CentreStage::NewProducer() {
+  KafkaProperties props = {{"bootstrap.servers", bootstrap_}, {"client.id", "cxpulse-centre"}};
+  if (exactly_once_) {
+    // One id for the group's centre stage, not one per process: whichever
+    // member holds partition 0 next fences the one before it (its open
+    // transaction is aborted, its later commits refused), so a stage that
+    // lost its lease can never commit behind the new one's back.
+    props["transactional.id"] = Cat(config_.kafka.group_id, "-centre");
+    props["transaction.timeout.ms"] = "10000";  // as the shards'
+  }
+  for (const auto& [k, v] : config_.kafka.properties) props[k] = v;
+  sink_.reset();
   absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(props);
   if (!producer.ok()) return producer.status();
-  c->producer_ = *std::move(producer);
-  CentreStage* stage = c.get();
-  c->sink_ = std::make_unique<KafkaFindingSink>(c->producer_.get(), config.kafka.findings_topic,
-                                                [stage](absl::Status s) { stage->Fail(std::move(s)); });
-  return c;
+  producer_ = *std::move(producer);
+  sink_ = std::make_unique<KafkaFindingSink>(producer_.get(), config_.kafka.findings_topic,
+                                             [this](absl::Status s) { Fail(std::move(s)); });
+  transactions_ready_ = false;
+  return absl::OkStatus();
 }
 
 CentreStage::~CentreStage() {
@@ -237,6 +254,11 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   options.max_keys_per_rule = static_cast<size_t>(config_.engine.max_keys_per_rule);
   options.scope = ScopeSelector::kCentre;
   options.track_changes = true;  // for its snapshots
+  // Exactly once: the lease is taken (the stage before fenced) before its
+  // last committed snapshot is read, so nothing commits after the read.
+  if (exactly_once_) {
+    if (absl::Status s = BeginTransactions(); !s.ok() || stop_.load(std::memory_order_relaxed)) return s;
+  }
   engine_ = std::make_unique<Engine>(std::move(rules), options, sink_.get(), std::move(stats));
   if (absl::Status s = RestoreState(*partitions, clock_->Now()); !s.ok()) return s;
   merge_ = std::make_unique<EventTimeMerge>(
@@ -282,10 +304,11 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
     engine_->Tick(now);
     producer_->Poll();
     if (now - last_checkpoint >= config_.engine.commit_interval) {
-      MarkCheckpoint();
+      if (exactly_once_) CommitTransaction();
+      else MarkCheckpoint();
       last_checkpoint = now;
     }
-    CommitDelivered(/*wait=*/false);
+    if (!exactly_once_) CommitDelivered(/*wait=*/false);
     PublishGauges();
     if (merge_->forced() > forced_logged_ && now - last_forced_log_ >= kForcedLogInterval) {
       spdlog::warn("centre stage: {} event(s) released before their turn so far: more than {} held "
@@ -295,7 +318,16 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
       last_forced_log_ = now;
     }
   }
-  if (!fatal_.ok()) return absl::OkStatus();  // Run reports it
+  if (!fatal_.ok()) {
+    // Its findings, offsets and snapshot since the last commit go together.
+    if (in_transaction_) (void)producer_->AbortTransaction(kTxnTimeoutMs);
+    in_transaction_ = false;
+    return absl::OkStatus();  // Run reports it
+  }
+  if (exactly_once_) {
+    CommitTransaction(/*last=*/true);
+    return fatal_.ok() ? absl::OkStatus() : fatal_;
+  }
   // The drain: everything produced is delivered, then what it covers is committed.
   MarkCheckpoint();
   // Twice: the findings, then the snapshot sent once they are delivered.
@@ -357,17 +389,100 @@ void CentreStage::Release(Micros now) {
   if (merge_->watermark() != Watermark::kNone) engine_->AdvanceWatermark(0, merge_->watermark(), now);
 }
 
-void CentreStage::MarkCheckpoint() {
+std::vector<int64_t> CentreStage::CheckpointOffsets() {
   // A partition's events below its lowest held offset are all released, so
-  // their findings are produced: the offset is committable once those are
-  // delivered. Nothing held: everything read.
+  // their findings are produced. Nothing held: everything read.
   merge_->LowestHeldOffsets(&lowest_);
-  PendingCheckpoint c{producer_->Mark(), std::vector<int64_t>(next_.size(), -1), {}};
+  std::vector<int64_t> offsets(next_.size(), -1);
   for (size_t p = 0; p < next_.size(); ++p) {
-    if (next_[p] >= 0) c.offsets[p] = std::min(next_[p], lowest_[p]);
+    if (next_[p] >= 0) offsets[p] = std::min(next_[p], lowest_[p]);
     // Not read yet this run: where a restored snapshot said to read on from.
-    else if (p < restored_starts_.size()) c.offsets[p] = restored_starts_[p];
+    else if (p < restored_starts_.size()) offsets[p] = restored_starts_[p];
   }
+  return offsets;
+}
+
+absl::Status CentreStage::BeginTransactions() {
+  if (fenced_) {
+    if (absl::Status s = NewProducer(); !s.ok()) return s;
+    fenced_ = false;
+  }
+  absl::Status st;
+  if (!transactions_ready_) {
+    // A cluster not reachable yet is waited for, as the shards do.
+    for (bool first = true; !stop_.load(std::memory_order_relaxed); first = false) {
+      st = producer_->InitTransactions(kInitTimeoutMs);
+      if (!absl::IsUnavailable(st)) break;
+      if (first) spdlog::warn("centre stage: {}; waiting for the cluster", Message(st));
+    }
+    if (absl::IsUnavailable(st)) return absl::OkStatus();  // stopped while waiting: nothing to commit
+    if (!st.ok()) return st;
+    transactions_ready_ = true;
+  }
+  st = producer_->BeginTransaction();
+  in_transaction_ = st.ok();
+  produced_at_begin_ = producer_->produced();
+  return st;
+}
+
+void CentreStage::CommitTransaction(bool last) {
+  if (!fatal_.ok() || !in_transaction_) return;
+  const std::vector<int64_t> offsets = CheckpointOffsets();
+  MapWriter map(&state_);
+  CountingWriter changes(map);
+  engine_->Checkpoint(0, changes);
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (size_t p = 0; p < offsets.size(); ++p) {
+    if (offsets[p] < 0 || offsets[p] <= committed_[p]) continue;
+    rd_kafka_topic_partition_list_add(list.get(), config_.kafka.input_topic.c_str(), static_cast<int32_t>(p))
+        ->offset = offsets[p];
+  }
+  // Nothing found, read or changed since the last commit: the transaction
+  // stays open (the run's last ends it all the same).
+  if (!last && changes.count() == 0 && list->cnt == 0 && producer_->produced() == produced_at_begin_) return;
+  // The findings produced since the last commit, the snapshot that follows
+  // from them and the offsets they cover: one transaction.
+  absl::Status st = producer_->Produce(config_.kafka.changelog(), 0, kSnapshotKey, Snapshot(offsets));
+  for (int tries = 0; st.ok() && list->cnt > 0 && tries < 10; ++tries) {
+    st = producer_->SendOffsets(consumer_.get(), list.get(), kTxnTimeoutMs);
+    if (!absl::IsUnavailable(st)) break;
+    spdlog::warn("centre stage: {}; trying again", Message(st));
+  }
+  for (int tries = 0; st.ok() && tries < 10; ++tries) {
+    st = producer_->CommitTransaction(kTxnTimeoutMs);
+    if (!absl::IsUnavailable(st)) break;
+    spdlog::warn("centre stage: {}; trying again", Message(st));
+  }
+  if (absl::IsFailedPrecondition(st)) {
+    // Fenced: another member holds partition 0 now and runs the stage from
+    // the last snapshot committed. Not a failure of this process.
+    spdlog::info("centre stage: {}; the new holder of partition 0 carries on from the last commit", Message(st));
+    fenced_ = true;  // the producer is done: a later lease makes a new one
+    in_transaction_ = false;
+    stop_.store(true, std::memory_order_relaxed);
+    return;
+  }
+  if (!st.ok()) {
+    if (absl::IsAborted(st)) (void)producer_->AbortTransaction(kTxnTimeoutMs);
+    in_transaction_ = false;
+    return Fail(absl::DataLossError(Cat("centre stage: ", Message(st), "; nothing of this transaction is committed "
+                                        "(its input offsets not committed): a restart resumes from the last one")));
+  }
+  transactions_.fetch_add(1, std::memory_order_relaxed);
+  for (int k = 0; k < list->cnt; ++k) committed_[static_cast<size_t>(list->elems[k].partition)] = list->elems[k].offset;
+  // The consumer commits them too (asynchronously, but for the last): a cluster that keeps a
+  // transaction's offsets has them already; librdkafka 2.0.2's mock does not.
+  if (list->cnt > 0) (void)rd_kafka_commit(consumer_.get(), list.get(), last ? 0 : 1);
+  in_transaction_ = false;
+  if (last) return;
+  if (st = producer_->BeginTransaction(); !st.ok()) return Fail(st);
+  in_transaction_ = true;
+  produced_at_begin_ = producer_->produced();
+}
+
+void CentreStage::MarkCheckpoint() {
+  // The offsets are committable once the findings before them are delivered.
+  PendingCheckpoint c{producer_->Mark(), CheckpointOffsets(), {}};
   MapWriter changes(&state_);
   engine_->Checkpoint(0, changes);
   c.snapshot = Snapshot(c.offsets);

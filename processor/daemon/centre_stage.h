@@ -73,6 +73,7 @@ class CentreStage {
   int64_t held() const { return held_.load(std::memory_order_relaxed); }
   uint64_t late() const { return late_.load(std::memory_order_relaxed); }
   uint64_t forced() const { return forced_.load(std::memory_order_relaxed); }
+  uint64_t transactions() const { return transactions_.load(std::memory_order_relaxed); }  // committed
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   // Valid once failed() is true.
   const absl::Status& status() const { return fatal_; }
@@ -100,7 +101,20 @@ class CentreStage {
   void Apply(const EventTimeMerge::Released& released, Micros now);
   // Every event the merge lets go, then the rules' clock to the merged watermark.
   void Release(Micros now);
-  // Notes, under a delivery mark, the offsets the released events cover.
+  // (Re)creates the producer and the finding sink on it: transactional with
+  // exactly-once delivery.
+  absl::Status NewProducer();
+  // The offset each partition is read on from once the released events are
+  // committed: below its lowest held offset.
+  std::vector<int64_t> CheckpointOffsets();
+  // Exactly once: takes the transactional id (fencing the stage before) on
+  // the first run, then begins this run's first transaction.
+  absl::Status BeginTransactions();
+  // Exactly once: the findings since the last commit, the snapshot and the
+  // offsets they cover in one transaction; then the next begins, unless
+  // this is the run's `last`.
+  void CommitTransaction(bool last = false);
+  // At least once: notes, under a delivery mark, the offsets the released events cover.
   void MarkCheckpoint();
   // Commits the noted offsets whose findings are all delivered.
   void CommitDelivered(bool wait);
@@ -110,8 +124,13 @@ class CentreStage {
   Config config_;
   std::string bootstrap_;
   const Clock* clock_ = nullptr;
+  bool exactly_once_ = false;
   std::unique_ptr<Producer> producer_;
   std::unique_ptr<KafkaFindingSink> sink_;
+  bool transactions_ready_ = false;  // InitTransactions done on producer_
+  bool in_transaction_ = false;
+  bool fenced_ = false;              // another member took the stage over
+  uint64_t produced_at_begin_ = 0;   // producer_->produced() when the transaction began
 
   // One run's state, made by Consume and owned by the thread.
   KafkaHandle consumer_;
@@ -128,8 +147,9 @@ class CentreStage {
     std::string snapshot;          // sent once the findings before `mark` are delivered
   };
   // Durable state (daemon/changelog.h): the stage's snapshot is one record in
-  // changelog partition 0, written once the findings before it are
-  // delivered (at least once, whatever engine.delivery says). The merge
+  // changelog partition 0. With exactly-once delivery it commits in one
+  // transaction with the findings before it and the offsets it covers; at
+  // least once, it is written once those findings are delivered. The merge
   // lets events go in a total order (time, event id, partition, offset); a
   // snapshot holds the last one let go, and where each partition is to be
   // read on from (below its lowest held offset). After a restore, an event
@@ -167,6 +187,7 @@ class CentreStage {
   std::atomic<int64_t> held_{0};
   std::atomic<uint64_t> late_{0};
   std::atomic<uint64_t> forced_{0};
+  std::atomic<uint64_t> transactions_{0};
   std::thread thread_;
 };
 

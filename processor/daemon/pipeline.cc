@@ -198,6 +198,9 @@ void Pipeline::ServeCentre() {
   metrics_->centre_forced.Increment(static_cast<double>(forced - centre_forced_seen_));
   centre_late_seen_ = late;
   centre_forced_seen_ = forced;
+  const uint64_t transactions = centre_->transactions();
+  metrics_->centre_transactions.Increment(static_cast<double>(transactions - centre_transactions_seen_));
+  centre_transactions_seen_ = transactions;
 }
 
 uint64_t Pipeline::events() const {

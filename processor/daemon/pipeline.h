@@ -129,7 +129,7 @@ class Pipeline {
   Micros last_changelog_check_ = INT64_MIN / 2;
   bool centre_wanted_ = false;                    // this process holds partition 0
   std::shared_ptr<const RuleSet> centre_rules_;  // the rules the running centre stage has, or was posted
-  uint64_t centre_late_seen_ = 0, centre_forced_seen_ = 0;
+  uint64_t centre_late_seen_ = 0, centre_forced_seen_ = 0, centre_transactions_seen_ = 0;
   std::vector<int32_t> assigned_;
   std::atomic<int> assigned_count_{0};
   std::vector<int64_t> committed_;  // by partition: last offset the broker confirmed

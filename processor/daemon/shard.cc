@@ -408,20 +408,13 @@ void Shard::Restore(int32_t p, const RestoredState& state, double seconds) {
 void Shard::WriteState(const std::function<StateWriter&(int32_t)>& out) {
   // Counts what a partition's engine and KPIs wrote: a partition with no
   // change and no new offset writes nothing, so an idle shard commits nothing.
-  struct Counting final : StateWriter {
-    explicit Counting(StateWriter& out) : to(out) {}
-    void Put(std::string_view key, std::string_view value) override { ++n, to.Put(key, value); }
-    void Erase(std::string_view key) override { ++n, to.Erase(key); }
-    StateWriter& to;
-    uint64_t n = 0;
-  };
   for (int32_t p : owned_) {
     const int64_t next = next_[static_cast<size_t>(p)];
     if (next < 0) continue;  // nothing read since assignment: its state is what was restored
-    Counting w(out(p));
+    CountingWriter w(out(p));
     engine_->Checkpoint(p, w);
     kpi_->Checkpoint(p, w);
-    if (w.n == 0 && next == positions_[static_cast<size_t>(p)]) continue;
+    if (w.count() == 0 && next == positions_[static_cast<size_t>(p)]) continue;
     w.Put(kPositionKey, EncodePosition(next));  // last: a restore takes the records up to here
     positions_[static_cast<size_t>(p)] = next;
   }

@@ -37,6 +37,19 @@ class StateWriter {
   virtual void Erase(std::string_view key) = 0;
 };
 
+// Passes every write on to `to`, counting them: whether a checkpoint wrote anything.
+class CountingWriter final : public StateWriter {
+ public:
+  explicit CountingWriter(StateWriter& to) : to_(to) {}
+  void Put(std::string_view key, std::string_view value) override { ++count_, to_.Put(key, value); }
+  void Erase(std::string_view key) override { ++count_, to_.Erase(key); }
+  uint64_t count() const { return count_; }
+
+ private:
+  StateWriter& to_;
+  uint64_t count_ = 0;
+};
+
 // Why a restored record was not taken.
 enum class RestoreDrop {
   kNone,            // taken

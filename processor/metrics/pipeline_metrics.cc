@@ -58,7 +58,13 @@ PipelineMetrics::PipelineMetrics(prometheus::Registry& registry)
                         .Help("Events the centre stage released before their turn because it held "
                               "engine.centre_max_held_events.")
                         .Register(registry)
-                        .Add({})) {
+                        .Add({})),
+      centre_transactions(prometheus::BuildCounter()
+                              .Name("cxpulse_centre_transactions_total")
+                              .Help("Transactions the centre stage committed (exactly-once delivery): its findings, "
+                                    "snapshot and input offsets together.")
+                              .Register(registry)
+                              .Add({})) {
   prometheus::BuildGauge()
       .Name("cxpulse_build_info")
       .Help("Build information; the value is always 1.")

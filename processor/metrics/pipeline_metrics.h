@@ -40,6 +40,7 @@ class PipelineMetrics {
   prometheus::Gauge& centre_held;        // events held for the merge
   prometheus::Counter& centre_late;      // events a centre rule could use, refused as late
   prometheus::Counter& centre_forced;    // events released before their turn (the merge was full)
+  prometheus::Counter& centre_transactions;  // committed, exactly once
 };
 
 }  // namespace cxpulse

@@ -423,12 +423,22 @@ TEST_F(BrokerFaultsTest, AddOffsetsToTxnAndEndTxnErrors) {
 // The group's coordinator moves twice. The shards' transactional ids are
 // random per process (pipeline.cc: group, a random instance, the shard), so
 // no test can name them to rd_kafka_mock_coordinator_set; the mock hashes an
-// unnamed key to a broker. So the transaction coordinator moves only in
+// unnamed key to a broker. So a shard's transaction coordinator moves only in
 // BrokerDownThenUp (when the broker taken down is the one it hashed to).
 TEST_F(BrokerFaultsTest, GroupCoordinatorMoves) {
   Prepare({});
   RunWithFault([&] { rd_kafka_mock_coordinator_set(mock(), "group", kGroup.c_str(), 2); }, 2000ms,
                [&] { rd_kafka_mock_coordinator_set(mock(), "group", kGroup.c_str(), 3); });
+}
+
+// The centre stage's transactional id is named (`<group_id>-centre`, one
+// per group), so its transaction coordinator can be moved, twice, while it
+// commits every interval; the shards' ids are random, so theirs cannot.
+TEST_F(BrokerFaultsTest, TheCentreStagesTransactionCoordinatorMoves) {
+  Prepare({});
+  const std::string id = kGroup + "-centre";
+  RunWithFault([&] { rd_kafka_mock_coordinator_set(mock(), "transaction", id.c_str(), 2); }, 2000ms,
+               [&] { rd_kafka_mock_coordinator_set(mock(), "transaction", id.c_str(), 3); });
 }
 
 TEST_F(BrokerFaultsTest, PartitionLeadersMove) {

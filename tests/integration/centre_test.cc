@@ -167,6 +167,14 @@ class CentreTest : public ::testing::Test {
     EXPECT_EQ(testing::Sample(metrics, "cxpulse_rule_evaluations_total", {{"rule", "reason_surge"}}),
               static_cast<double>(Surge().size()));
     EXPECT_EQ(testing::Sample(metrics, "cxpulse_centre_buffered_events"), static_cast<double>(partitions));
+    // Exactly once (the default): the stage commits its findings, snapshot
+    // and offsets in transactions of its own, one per commit interval.
+    bool committed = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s; !committed && std::chrono::steady_clock::now() < deadline;
+         std::this_thread::sleep_for(100ms)) {
+      committed = testing::Sample(Metrics(m), "cxpulse_centre_transactions_total").value_or(0) >= 1;
+    }
+    EXPECT_TRUE(committed) << Metrics(m);
     m.process->Signal(SIGTERM);
     EXPECT_EQ(m.process->Wait(30s), 0) << m.process->Output();
     return Findings(name);
