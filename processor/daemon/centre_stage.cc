@@ -407,7 +407,7 @@ absl::Status CentreStage::BeginTransactions() {
     if (absl::Status s = NewProducer(); !s.ok()) return s;
     fenced_ = false;
   }
-  absl::Status st;
+  absl::Status st = absl::UnavailableError("stopped first");  // as Shard::Run
   if (!transactions_ready_) {
     // A cluster not reachable yet is waited for, as the shards do.
     for (bool first = true; !stop_.load(std::memory_order_relaxed); first = false) {

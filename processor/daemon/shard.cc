@@ -116,7 +116,11 @@ void Shard::Run() {
   // the brokers do not: the shard owns nothing before the group assigns it
   // partitions, and that needs the brokers too.
   if (exactly_once_) {
-    absl::Status st;
+    // A stop before the first try (a SIGTERM while the group is joined) is
+    // a stop while waiting: no transaction to begin (the ASan run of
+    // PipelineTest.ASigtermWhileJoiningTheGroupExitsPromptly: "begin
+    // transaction: Operation not valid in state Init", exit 3).
+    absl::Status st = absl::UnavailableError("stopped before transactions were initialised");
     // A cluster not reachable yet is waited for (a timeout may be retried);
     // one that refuses transactions stops the daemon.
     for (bool first = true; !stop_.load(std::memory_order_relaxed); first = false) {
