@@ -146,7 +146,7 @@ class BrokerFaultsTest : public ::testing::Test {
   // librdkafka's default (a backoff doubling up to 10 s) the records it held
   // through an outage reach the broker seconds after the broker is back and
   // has said the partition is at its end, later than the 1 s allowed here,
-  // and late they are (README, "Late events").
+  // and late they are (README, "Broker faults").
   void ProduceEvents(int from, int to, std::chrono::milliseconds over) {
     auto producer = Producer::Create({{"bootstrap.servers", cluster_->bootstrap_servers()},
                                       {"enable.idempotence", "true"},
