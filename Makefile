@@ -16,7 +16,7 @@ ARGS ?=
 # centre_test), crash_test (200,000 events and ten restarts, too slow
 # sanitized; restore, transactions and hand-over run sanitized in
 # rebalance_state_test and scale_out_test) and broker_faults_test.
-SANITIZER_TARGETS := cxpulse unit_tests kpi_test kpi_state_test spsc_ring_test producer_marks_test pipeline_test reload_test scale_out_test centre_test rule_commands_test rebalance_state_test
+SANITIZER_TARGETS := cxpulse unit_tests kpi_test kpi_state_test spsc_ring_test producer_marks_test changelog_reader_test pipeline_test reload_test scale_out_test centre_test rule_commands_test rebalance_state_test
 empty :=
 space := $(empty) $(empty)
 SANITIZER_LABELS := ^($(subst $(space),|,$(SANITIZER_TARGETS)))$$

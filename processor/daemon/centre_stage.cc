@@ -277,7 +277,7 @@ absl::Status CentreStage::Consume(std::shared_ptr<const RuleSet> rules, std::vec
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), all.get()); err) {
     return absl::InternalError(Cat("centre stage: assign ", topic, ": ", rd_kafka_err2str(err)));
   }
-  std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue(rd_kafka_queue_get_consumer(consumer_.get()));
+  QueueHandle queue(rd_kafka_queue_get_consumer(consumer_.get()));
   active_.store(true, std::memory_order_relaxed);
   spdlog::info("centre stage: reading all {} partition(s) of {} for {} centre-wide rule(s)", *partitions, topic,
                std::count_if(engine_->rules().rules().begin(), engine_->rules().rules().end(),

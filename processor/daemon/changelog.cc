@@ -13,6 +13,7 @@ namespace {
 // Position value: format version, then the offset as 8 little-endian bytes.
 constexpr char kPositionVersion = 1;
 constexpr int kPollMs = 100;
+constexpr size_t kBatch = 4096;
 
 }  // namespace
 
@@ -66,7 +67,12 @@ absl::StatusOr<std::unique_ptr<ChangelogReader>> ChangelogReader::Create(const K
                            {"enable.partition.eof", "true"},  // the end of what there is to read
                            {"auto.offset.reset", "earliest"},
                            // The end is known from an empty fetch: do not wait long for one.
-                           {"fetch.wait.max.ms", "10"}};
+                           {"fetch.wait.max.ms", "10"},
+                           // librdkafka stops fetching a partition once this many of its
+                           // messages wait to be taken, then backs off: at the default
+                           // (100000) a restore spends half its time in that back-off
+                           // (restore_bench: 1M customers in 2.3 s against 4.5 s for kcat).
+                           {"queued.min.messages", "1000000"}};
   for (const auto& [k, v] : properties) props[k] = v;
   props["isolation.level"] = read_committed ? "read_committed" : "read_uncommitted";
   absl::StatusOr<rd_kafka_conf_t*> conf = NewKafkaConf(props);
@@ -91,7 +97,7 @@ absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std
   // record (taken when the next one comes), and where its log ends.
   struct Reading {
     RestoredState state;
-    std::vector<std::pair<std::string, std::optional<std::string>>> tail;
+    std::vector<Pending> tail;
     int64_t high = 0;
     bool done = false;
   };
@@ -107,7 +113,10 @@ absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std
     Reading& r = reading[p];
     r.high = high;
     r.done = high <= low;  // nothing was ever checkpointed (or all of it compacted away)
-    if (!r.done) rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    if (r.done) continue;
+    // At most one key a record: the table never grows while it is read.
+    r.state.records.reserve(static_cast<size_t>(high - low));
+    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
   size_t open = static_cast<size_t>(list->cnt);
   if (open > 0) {
@@ -115,6 +124,9 @@ absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std
       return absl::InternalError(Cat("changelog assign: ", rd_kafka_err2str(err)));
     }
   }
+  // Messages are taken in batches: a restore reads millions of them.
+  const QueueHandle queue(rd_kafka_queue_get_consumer(consumer_.get()));
+  std::vector<rd_kafka_message_t*> batch(kBatch);
   absl::Status failure;
   while (open > 0 && failure.ok()) {
     if (std::chrono::steady_clock::now() >= deadline) {
@@ -122,23 +134,27 @@ absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std
                                                 FormatDuration(timeout)));
       break;
     }
-    rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), std::min(kPollMs, ms_left()));
-    if (msg == nullptr) continue;
-    auto it = reading.find(msg->partition);
-    if (it == reading.end() || it->second.done) {
-      // Not asked for, or already complete.
-    } else if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      it->second.done = true;
-    } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      failure = absl::UnavailableError(Cat("changelog ", topic_, " [", msg->partition, "]: ",
-                                           rd_kafka_message_errstr(msg)));
-    } else {
-      Take(*msg, &it->second.state, &it->second.tail);
-      it->second.done = msg->offset >= it->second.high - 1;
+    const ssize_t n = rd_kafka_consume_batch_queue(queue.get(), std::min(kPollMs, ms_left()), batch.data(), kBatch);
+    for (ssize_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* msg = batch[static_cast<size_t>(i)];
+      auto it = reading.find(msg->partition);
+      if (it == reading.end() || it->second.done || !failure.ok()) {
+        // Not asked for, already complete, or after a failure.
+      } else if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        it->second.done = true;
+        --open;
+      } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = absl::UnavailableError(Cat("changelog ", topic_, " [", msg->partition, "]: ",
+                                             rd_kafka_message_errstr(msg)));
+      } else {
+        Take(*msg, &it->second.state, &it->second.tail);
+        if (msg->offset >= it->second.high - 1) {
+          it->second.done = true;
+          --open;
+        }
+      }
+      rd_kafka_message_destroy(msg);
     }
-    rd_kafka_message_destroy(msg);
-    open = 0;
-    for (const auto& [p, r] : reading) open += r.done ? 0 : 1;
   }
   rd_kafka_assign(consumer_.get(), nullptr);
   if (!failure.ok()) return failure;
@@ -150,23 +166,28 @@ absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std
   return out;
 }
 
-void ChangelogReader::Take(const rd_kafka_message_t& msg, RestoredState* state,
-                           std::vector<std::pair<std::string, std::optional<std::string>>>* tail) {
+void ChangelogReader::Take(const rd_kafka_message_t& msg, RestoredState* state, std::vector<Pending>* tail) {
   ++state->records_read;
   state->bytes_read += msg.key_len + msg.len;
-  std::string key(static_cast<const char*>(msg.key), msg.key_len);
+  const auto copy = [&](const void* data, size_t n) {
+    if (n == 0) return std::string_view("", 0);
+    char* to = static_cast<char*>(state->bytes->allocate(n, 1));
+    std::memcpy(to, data, n);
+    return std::string_view(to, n);
+  };
+  const std::string_view key = copy(msg.key, msg.key_len);
+  const bool tombstone = msg.payload == nullptr;
+  const std::string_view value = tombstone ? std::string_view() : copy(msg.payload, msg.len);
   if (!key.empty() && key[0] == kCentreRecord) {  // whole in itself: taken as it comes
-    if (msg.payload == nullptr) state->records.erase(key);
-    else state->records.insert_or_assign(std::move(key), std::string(static_cast<const char*>(msg.payload), msg.len));
+    if (tombstone) state->records.erase(key);
+    else state->records.insert_or_assign(key, value);
     return;
   }
-  const bool position = key == kPositionKey;
-  if (msg.payload == nullptr) tail->emplace_back(std::move(key), std::nullopt);
-  else tail->emplace_back(std::move(key), std::string(static_cast<const char*>(msg.payload), msg.len));
-  if (!position) return;
-  for (auto& [k, v] : *tail) {
-    if (v) state->records.insert_or_assign(std::move(k), *std::move(v));
-    else state->records.erase(k);
+  tail->push_back({key, value, tombstone});
+  if (key != kPositionKey) return;
+  for (const Pending& r : *tail) {
+    if (r.tombstone) state->records.erase(r.key);
+    else state->records.insert_or_assign(r.key, r.value);
   }
   tail->clear();
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,9 +105,11 @@ class ChangelogBatch {
 };
 
 // One partition's state as read back: the latest value of each key, through
-// its last position record.
+// its last position record. Keys and values are views into `bytes`, which
+// holds every record read (copied once, in blocks: no allocation per record).
 struct RestoredState {
-  absl::flat_hash_map<std::string, std::string> records;
+  std::unique_ptr<std::pmr::monotonic_buffer_resource> bytes = std::make_unique<std::pmr::monotonic_buffer_resource>();
+  absl::flat_hash_map<std::string_view, std::string_view> records;
   uint64_t records_read = 0;
   uint64_t bytes_read = 0;
   uint64_t incomplete = 0;  // read after the last position record, and dropped
@@ -125,11 +128,15 @@ class ChangelogReader {
   absl::StatusOr<std::map<int32_t, RestoredState>> Read(const std::vector<int32_t>& partitions, Micros timeout);
 
  private:
+  // A record read since its partition's last position record.
+  struct Pending {
+    std::string_view key, value;
+    bool tombstone;
+  };
   ChangelogReader() = default;
   // Adds one record to `state`'s log as read so far: to `tail`, and with it
   // into `state` when it is a position record.
-  static void Take(const rd_kafka_message_t& msg, RestoredState* state,
-                   std::vector<std::pair<std::string, std::optional<std::string>>>* tail);
+  static void Take(const rd_kafka_message_t& msg, RestoredState* state, std::vector<Pending>* tail);
   KafkaHandle consumer_;
   std::string topic_;
 };

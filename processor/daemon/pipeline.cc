@@ -463,7 +463,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
       ServeCentre();
     }
     for (int32_t p : partitions) {
-      std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> pq(
+      QueueHandle pq(
           rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
       rd_kafka_queue_forward(pq.get(), Owner(p).queue());
       assigned_.push_back(p);
@@ -494,7 +494,7 @@ void Pipeline::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
   if (!stopped_) PostAndWait(ShardCommand::Kind::kRevoke, partitions);
   if (failure_.ok()) Commit(/*handover=*/true);
   for (int32_t p : partitions) {
-    std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> pq(
+    QueueHandle pq(
         rd_kafka_queue_get_partition(consumer_.get(), config_.kafka.input_topic.c_str(), p));
     rd_kafka_queue_forward(pq.get(), nullptr);
     std::erase(assigned_, p);

@@ -347,13 +347,13 @@ void Shard::RestoreAssigned() {
     return Fail(absl::UnavailableError(Cat("state of ", restoring_.size(), " partition(s) of ",
                                            config_.kafka.input_topic, " not restored: ", Message(states.status()))));
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
-                                  std::memory_order_relaxed);
-  std::string empty;  // the partitions with no saved state (a first start)
+  std::vector<std::pair<int32_t, std::string>> restored;  // partition, what its log line says
+  std::string empty;                                      // the partitions with no saved state (a first start)
   for (auto& [p, state] : *states) {
-    Restore(p, state, seconds);
     if (state.records_read == 0) Append(&empty, empty.empty() ? "" : ", ", p);
+    else restored.emplace_back(p, std::string());
+    Restore(p, state, state.records_read == 0 ? nullptr : &restored.back().second);
+    state = RestoredState();  // its copy of the records, freed as soon as taken
     // Not known to be at its end until the consumer says so (its EOF).
     engine_->SetAtEnd(p, false, clock_->Now());
     kpi_->SetAtEnd(p, false, clock_->Now());
@@ -363,6 +363,14 @@ void Shard::RestoreAssigned() {
       rd_kafka_pause_partitions(consumer_, list.get());
     }
   }
+  // From the assignment to the state taken, read and rebuilt.
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  counters_.restore_seconds.store(counters_.restore_seconds.load(std::memory_order_relaxed) + seconds,
+                                  std::memory_order_relaxed);
+  for (const auto& [p, line] : restored) {
+    spdlog::info("shard {}: restored {} [{}] ({:.3f}s with the shard's other assigned partitions): {}", index_,
+                 config_.kafka.input_topic, p, seconds, line);
+  }
   if (!empty.empty()) {
     spdlog::info("shard {}: no saved state for {} [{}] ({:.3f}s): they start empty", index_,
                  config_.kafka.input_topic, empty, seconds);
@@ -371,7 +379,7 @@ void Shard::RestoreAssigned() {
   restoring_count_.store(0, std::memory_order_release);
 }
 
-void Shard::Restore(int32_t p, const RestoredState& state, double seconds) {
+void Shard::Restore(int32_t p, const RestoredState& state, std::string* line) {
   const Micros now = clock_->Now();
   std::array<uint64_t, static_cast<size_t>(RestoreDrop::kCount)> dropped{};
   for (const auto& [key, value] : state.records) {
@@ -399,14 +407,12 @@ void Shard::Restore(int32_t p, const RestoredState& state, double seconds) {
     Append(&drops, drops.empty() ? "; dropped " : ", ", dropped[d], " ", RestoreDropName(static_cast<RestoreDrop>(d)));
   }
   if (state.incomplete > 0) Append(&drops, drops.empty() ? "; " : ", ", state.incomplete, " of an unfinished checkpoint");
-  if (state.records_read == 0) return;  // nothing saved: RestoreAssigned says so, once for all such
+  if (line == nullptr) return;
   const int64_t through = restored_through_[static_cast<size_t>(p)];
-  spdlog::info("shard {}: restored {} [{}] ({:.3f}s with the shard's other assigned partitions): {} records taken of "
-               "{} read ({} bytes), {}{}",
-               index_, config_.kafka.input_topic, p, seconds, dropped[0], state.records_read, state.bytes_read,
-               through >= 0 ? Cat("resuming at offset ", through)
-                            : std::string("no whole checkpoint in it: reading on from the group's offset"),
-               drops);
+  *line = Cat(dropped[0], " records taken of ", state.records_read, " read (", state.bytes_read, " bytes), ",
+              through >= 0 ? Cat("resuming at offset ", through)
+                           : std::string("no whole checkpoint in it: reading on from the group's offset"),
+              drops);
 }
 
 void Shard::WriteState(const std::function<StateWriter&(int32_t)>& out) {

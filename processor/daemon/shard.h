@@ -151,7 +151,9 @@ class Shard {
   // Pauses the shard's partitions while its producer holds too much the
   // brokers have not taken yet, and resumes them once it has drained.
   void PauseWhileBacklogged();
-  void Restore(int32_t partition, const RestoredState& state, double seconds);
+  // Takes a partition's restored records into the engine and KPIs; `line`,
+  // if given, gets what its log line says of them.
+  void Restore(int32_t partition, const RestoredState& state, std::string* line);
   // Every commit_interval. Exactly once: writes the changed state and each
   // partition's position into the transaction, adds the input offsets, and
   // commits it (waiting for the brokers). At least once: MarkCheckpoint.
@@ -183,7 +185,7 @@ class Shard {
   std::unique_ptr<KafkaFindingSink> sink_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<KpiAggregator> kpi_;
-  std::unique_ptr<rd_kafka_queue_t, KafkaDeleter> queue_;
+  QueueHandle queue_;
   EventDecoder decoder_;
   std::vector<int32_t> owned_;      // partitions this shard owns now
   std::vector<int64_t> next_;       // next offset to process, by partition (-1: none yet)

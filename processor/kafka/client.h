@@ -29,6 +29,7 @@ struct KafkaDeleter {
 };
 using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, KafkaDeleter>;
+using QueueHandle = std::unique_ptr<rd_kafka_queue_t, KafkaDeleter>;
 
 using KafkaProperties = std::map<std::string, std::string>;
 

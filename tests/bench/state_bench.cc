@@ -4,26 +4,22 @@
 // is 1M customers restored within 5 s, Kafka included.
 //   BM_Checkpoint: encode, every record new (one run: a second writes nothing)
 //   BM_Restore:    decode and rebuild, into an empty engine each time
-// Each customer: an inbound contact queued, answered and ended, then a
-// callback promised for an hour later: a count key per (customer, reason),
-// one per customer, and a pending promise with its timer.
+// Each customer: customer_journeys.h.
 // Run: build/tests/state_bench [--benchmark_min_time=...]; CXPULSE_BENCH_CUSTOMERS sets N.
 #include <benchmark/benchmark.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "customer_journeys.h"
 #include "engine/engine.h"
 
 namespace cxpulse {
 namespace {
 
 constexpr Micros kT0 = 1'790'000'000LL * kMicrosPerSecond;
-constexpr std::string_view kReasons[] = {"password_reset", "billing_dispute", "payment_failed", "plan_change",
-                                         "delivery_late",  "refund_status",   "outage",         "cancel_request"};
 
 class CountingSink final : public FindingSink {
  public:
@@ -65,39 +61,11 @@ EngineOptions Tracked() {
   return options;
 }
 
-void SetNumbered(std::string* out, std::string_view prefix, uint64_t n) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-  out->assign(prefix).append(digits, end);
-}
-
 // The customers' journeys within one hour of event time, on partition 0.
 void Fill(Engine& engine, size_t customers) {
-  cx::v1::InteractionEvent e;
-  const Micros step = std::max<Micros>(1, 3600 * kMicrosPerSecond / static_cast<Micros>(customers * 5));
-  uint64_t n = 0;
-  auto feed = [&] {
-    SetNumbered(e.mutable_event_id(), "e1-", ++n);
-    SetTimestamp(kT0 + static_cast<Micros>(n) * step, e.mutable_occurred_at());
+  bench::ForEachJourneyEvent(customers, kT0, [&](size_t, const cx::v1::InteractionEvent& e) {
     if (engine.Process(0, e, kT0) != Engine::Outcome::kProcessed) std::abort();
-  };
-  for (uint64_t c = 0; c < customers; ++c) {
-    SetNumbered(e.mutable_customer_id(), "c", 100000 + c);
-    SetNumbered(e.mutable_contact_id(), "ct1-", c);
-    e.set_reason(std::string(kReasons[c % std::size(kReasons)]));
-    e.set_queue("billing");
-    e.set_channel(cx::v1::CHANNEL_VOICE);
-    e.mutable_contact_started()->set_direction(cx::v1::DIRECTION_INBOUND);
-    feed();
-    e.mutable_queued();
-    feed();
-    e.mutable_answered()->mutable_wait()->set_seconds(20);
-    feed();
-    e.mutable_ended()->mutable_handle_time()->set_seconds(300);
-    feed();
-    SetTimestamp(kT0 + 2 * 3600 * kMicrosPerSecond, e.mutable_callback_requested()->mutable_due_at());
-    feed();
-  }
+  });
 }
 
 // The log BM_Checkpoint wrote, for BM_Restore.
