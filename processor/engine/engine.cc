@@ -9,10 +9,10 @@
 #include <queue>
 #include <type_traits>
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/hash/hash.h"
 #include "common/hash.h"
 #include "common/strings.h"
+#include "engine/key_table.h"
+#include "engine/ring.h"
 #include "engine/state_codec.h"
 
 namespace cxpulse {
@@ -64,419 +64,14 @@ void AssignHex64(uint64_t v, std::string* out) {
 // Resident memory per tracked key bounds how many customers one engine can
 // follow, and state that comes and goes (keys swept, promises kept, contacts
 // transferred for the first time) must reuse memory rather than allocate per
-// event. Hence: text in place where std::string would spill, records in slabs
-// with free lists, and a hash index of 4-byte record numbers. A count key
-// holding one event takes about 76 bytes in all (tests/bench/memory_bench.cc;
-// about 300 with std::string keys and a vector per key).
-
-// An id or a key in kSize bytes: up to kSize - 1 bytes in place, longer text
-// on the heap. std::string takes 32 bytes and keeps only 15 in place.
-template <size_t kSize>
-class Text {
-  static_assert(kSize >= 16 && kSize <= 128);
-
- public:
-  Text() { SetInlineSize(0); }
-  Text(const Text&) = delete;
-  Text& operator=(const Text&) = delete;
-  Text(Text&& o) noexcept {
-    std::memcpy(bytes_, o.bytes_, kSize);
-    o.SetInlineSize(0);
-  }
-  Text& operator=(Text&& o) noexcept {
-    if (this != &o) {
-      Free();
-      std::memcpy(bytes_, o.bytes_, kSize);
-      o.SetInlineSize(0);
-    }
-    return *this;
-  }
-  ~Text() { Free(); }
-
-  std::string_view view() const {
-    if (OnHeap()) return {HeapData(), HeapSize()};
-    return {reinterpret_cast<const char*>(bytes_), kSize - 1 - bytes_[kSize - 1]};
-  }
-
-  // Once on the heap, text stays there while it fits, so a ring slot that
-  // held one long id takes the next without allocating.
-  void Assign(std::string_view s) {
-    if (s.empty()) s = std::string_view("", 0);  // never a null pointer to memmove (a restored empty id)
-    if (OnHeap()) {
-      if (s.size() <= HeapCapacity()) {
-        std::memmove(HeapData(), s.data(), s.size());
-        SetHeap(HeapData(), s.size(), HeapCapacity());
-        return;
-      }
-    } else if (s.size() < kSize) {
-      std::memmove(bytes_, s.data(), s.size());
-      SetInlineSize(s.size());
-      return;
-    }
-    char* data = new char[s.size()];
-    std::memcpy(data, s.data(), s.size());
-    Free();
-    SetHeap(data, s.size(), s.size());
-  }
-
- private:
-  // In place: the text, and in the last byte the room left (0..kSize-1).
-  // On the heap: pointer, size (4 bytes), capacity (3 bytes), then kHeap.
-  static constexpr unsigned char kHeap = 0xff;
-  static constexpr size_t kMaxCapacity = 0xffffff;  // a longer buffer records less: safe
-
-  bool OnHeap() const { return bytes_[kSize - 1] == kHeap; }
-  void SetInlineSize(size_t n) { bytes_[kSize - 1] = static_cast<unsigned char>(kSize - 1 - n); }
-  char* HeapData() const {
-    char* p;
-    std::memcpy(&p, bytes_, sizeof p);
-    return p;
-  }
-  size_t HeapSize() const {
-    uint32_t n;
-    std::memcpy(&n, bytes_ + 8, sizeof n);
-    return n;
-  }
-  size_t HeapCapacity() const { return bytes_[12] | size_t{bytes_[13]} << 8 | size_t{bytes_[14]} << 16; }
-  void SetHeap(char* data, size_t size, size_t capacity) {
-    const auto n = static_cast<uint32_t>(size);
-    capacity = std::min(capacity, kMaxCapacity);
-    std::memcpy(bytes_, &data, sizeof data);
-    std::memcpy(bytes_ + 8, &n, sizeof n);
-    bytes_[12] = static_cast<unsigned char>(capacity);
-    bytes_[13] = static_cast<unsigned char>(capacity >> 8);
-    bytes_[14] = static_cast<unsigned char>(capacity >> 16);
-    bytes_[kSize - 1] = kHeap;
-  }
-  void Free() {
-    if (OnHeap()) delete[] HeapData();
-  }
-
-  alignas(8) unsigned char bytes_[kSize] = {};
-};
-
-// Blocks of `width` Ts by number, carved from chunks: a block never moves, a
-// freed block is handed out again before a new one is carved, and a block has
-// no malloc header of its own. Chunks double from 32 blocks up to 65536, so a
-// pool that grows to N blocks allocates O(log N) times, and a pool whose size
-// wanders around a level it has reached once allocates no more. A block's
-// number is its chunk and its place there (16 bits each): finding it is a
-// shift and a mask.
-template <typename T>
-class Slab {
- public:
-  static constexpr uint32_t kNone = UINT32_MAX;
-
-  explicit Slab(uint32_t width = 1) : width_(std::max<uint32_t>(1, width)) {}
-
-  uint32_t width() const { return width_; }
-  T* Block(uint32_t b) { return &chunks_[b >> kPlaceBits][(b & kPlaceMask) * width_]; }
-  const T* Block(uint32_t b) const { return &chunks_[b >> kPlaceBits][(b & kPlaceMask) * width_]; }
-
-  uint32_t Take() {
-    if (!free_.empty()) {
-      const uint32_t b = free_.back();
-      free_.pop_back();
-      return b;
-    }
-    if (chunks_.empty() || carved_in_last_ == ChunkBlocks(chunks_.size() - 1)) {
-      const uint32_t blocks = ChunkBlocks(chunks_.size());
-      chunks_.push_back(std::make_unique<T[]>(size_t{blocks} * width_));
-      carved_in_last_ = 0;
-      total_ += blocks;
-      // Room to free every block carved, so that Give never allocates.
-      if (free_.capacity() < total_) free_.reserve(std::max<size_t>(total_, 2 * free_.capacity()));
-    }
-    return static_cast<uint32_t>(chunks_.size() - 1) << kPlaceBits | carved_in_last_++;
-  }
-  void Give(uint32_t b) { free_.push_back(b); }  // within the capacity reserved by Take
-
-  // Block b's place in carving order: dense from 0, for a bit per block.
-  static size_t Ordinal(uint32_t b) {
-    const uint32_t chunk = b >> kPlaceBits;
-    const size_t first = chunk < 11 ? 32 * ((size_t{1} << chunk) - 1) : 32 * size_t{2047} + ((size_t{chunk} - 11) << kPlaceBits);
-    return first + (b & kPlaceMask);
-  }
-
- private:
-  static constexpr uint32_t kPlaceBits = 16;
-  static constexpr uint32_t kPlaceMask = (1u << kPlaceBits) - 1;
-  static uint32_t ChunkBlocks(size_t chunk) { return chunk >= 11 ? 1u << kPlaceBits : 32u << chunk; }
-
-  std::vector<std::unique_ptr<T[]>> chunks_;
-  std::vector<uint32_t> free_;
-  uint32_t width_;
-  uint32_t carved_in_last_ = 0;
-  size_t total_ = 0;  // blocks in all chunks
-};
-
-// What changed in one KeyTable since the last checkpoint
-// (EngineOptions::track_changes). A record touched is listed once, a bit per
-// record saying it is listed: appending a number on its first touch in the
-// interval is all an event pays. An erased key is kept as text, since its
-// record's number may go to another key before the checkpoint. All of it
-// keeps its capacity from one interval to the next.
-struct Changes {
-  std::vector<uint64_t> listed;   // a bit per record, by Slab::Ordinal
-  std::vector<uint32_t> touched;  // record numbers, in order of first touch
-  std::string erased;             // erased keys, back to back
-  std::vector<uint32_t> erased_ends;
-  std::vector<std::string_view> gone;  // a checkpoint's erased keys, sorted
-
-  void Touch(uint32_t record, size_t ordinal) {
-    if (ordinal / 64 >= listed.size()) listed.resize(ordinal / 64 + 1);
-    uint64_t& word = listed[ordinal / 64];
-    const uint64_t bit = uint64_t{1} << (ordinal % 64);
-    if (word & bit) return;
-    word |= bit;
-    touched.push_back(record);
-  }
-  void Erased(std::string_view key) {
-    erased.append(key.data(), key.size());
-    erased_ends.push_back(static_cast<uint32_t>(erased.size()));
-  }
-  // The erased keys, each once.
-  const std::vector<std::string_view>& Gone() {
-    gone.clear();
-    for (size_t i = 0, start = 0; i < erased_ends.size(); start = erased_ends[i++]) {
-      gone.emplace_back(erased.data() + start, erased_ends[i] - start);
-    }
-    std::sort(gone.begin(), gone.end());
-    gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
-    return gone;
-  }
-  void Clear() {
-    touched.clear();
-    erased.clear();
-    erased_ends.clear();
-  }
-};
-
-// Keys to per-key state. A key's record (its text and state) lives in a slab;
-// the hash index holds only record numbers, 4 bytes a slot, so the open
-// addressing table's empty slots (1/8 to 9/16 of them, depending on where
-// the key count falls between two sizes) cost little. Not movable: the
-// index's functors point at the slab.
-template <typename V>
-class KeyTable {
-  struct Record {
-    Text<24> key;
-    V value;
-  };
-
- public:
-  using Value = V;
-  static constexpr uint32_t kNone = Slab<Record>::kNone;
-
-  KeyTable() : index_(0, Hash{&records_}, Eq{&records_}) {}
-  KeyTable(const KeyTable&) = delete;
-  KeyTable& operator=(const KeyTable&) = delete;
-
-  size_t size() const { return index_.size(); }
-  uint32_t Find(std::string_view key) const {
-    auto it = index_.find(key);
-    return it == index_.end() ? kNone : *it;
-  }
-  // A record for a key not in the table, its state value-initialized.
-  uint32_t Insert(std::string_view key) {
-    const uint32_t i = records_.Take();
-    records_.Block(i)->key.Assign(key);
-    index_.insert(i);
-    return i;
-  }
-  V& At(uint32_t i) { return records_.Block(i)->value; }
-  std::string_view KeyAt(uint32_t i) const { return records_.Block(i)->key.view(); }
-
-  void Erase(uint32_t i) {
-    if (changes_) changes_->Erased(KeyAt(i));
-    index_.erase(KeyAt(i));
-    Release(i);
-  }
-  // Erases the records `drop(state)` says to; `drop` releases what the state
-  // holds elsewhere before it says yes.
-  template <typename Pred>
-  size_t EraseIf(Pred drop) {
-    size_t n = 0;
-    for (auto it = index_.begin(); it != index_.end();) {
-      const uint32_t i = *it;
-      if (drop(At(i))) {
-        if (changes_) changes_->Erased(KeyAt(i));
-        index_.erase(it++);
-        Release(i);
-        ++n;
-      } else {
-        ++it;
-      }
-    }
-    return n;
-  }
-
-  // Checkpoints: from now on, which records change.
-  void TrackChanges() { changes_ = std::make_unique<Changes>(); }
-  // Record i's state may change (an event found or created it).
-  void Touch(uint32_t i) {
-    if (changes_) changes_->Touch(i, Slab<Record>::Ordinal(i));
-  }
-  // What changed since the last call, when tracked: `gone(key)` for each key
-  // erased that holds no state now, then `changed(record)` for each record
-  // touched that still holds its key. A key erased and created again is
-  // only `changed`: its new value supersedes the old one, whose tombstone
-  // would add nothing.
-  template <typename Gone, typename Changed>
-  void TakeChanges(Gone gone, Changed changed) {
-    if (!changes_) return;
-    for (std::string_view key : changes_->Gone()) {
-      if (Find(key) == kNone) gone(key);
-    }
-    for (const uint32_t i : changes_->touched) {
-      const size_t ordinal = Slab<Record>::Ordinal(i);
-      changes_->listed[ordinal / 64] &= ~(uint64_t{1} << (ordinal % 64));
-      if (Find(KeyAt(i)) == i) changed(i);  // a released record keeps its old key's text
-    }
-    changes_->Clear();
-  }
-  template <typename F>
-  void ForEachKey(F f) const {
-    for (const uint32_t i : index_) f(KeyAt(i));
-  }
-
- private:
-  // A free record's state is reset at once, so a stale reference to it (an
-  // absence timer) sees an empty state.
-  void Release(uint32_t i) {
-    At(i) = V{};
-    records_.Give(i);
-  }
-
-  static std::string_view View(const Slab<Record>* records, uint32_t i) { return records->Block(i)->key.view(); }
-  static std::string_view View(const Slab<Record>*, std::string_view s) { return s; }
-  struct Hash {
-    using is_transparent = void;
-    const Slab<Record>* records;
-    template <typename K>
-    size_t operator()(const K& k) const {
-      const std::string_view s = View(records, k);
-      return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
-    }
-  };
-  struct Eq {
-    using is_transparent = void;
-    const Slab<Record>* records;
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-      return View(records, a) == View(records, b);
-    }
-  };
-
-  Slab<Record> records_;
-  absl::flat_hash_set<uint32_t, Hash, Eq> index_;
-  std::unique_ptr<Changes> changes_;  // null unless tracked
-};
+// event. Hence: text in place where std::string would spill (engine/text.h),
+// records in slabs with free lists (engine/slab.h), a hash index of 4-byte
+// record numbers (engine/key_table.h), and time-ordered rings of events in
+// size classes (engine/ring.h). A count key holding one event takes about 76
+// bytes in all (tests/bench/memory_bench.cc; about 300 with std::string keys
+// and a vector per key).
 
 // ---- Per-key state ------------------------------------------------------------
-
-struct Entry {
-  Micros time = 0;
-  Text<16> event_id;
-};
-
-// Ring entries of one rule in one partition, in size classes: a key's ring
-// starts in a one-entry block, moves to a block of `base` entries at its
-// second entry, then doubles while it must hold more, up to `most`. Most
-// keys never leave the first (a customer with one contact in the window);
-// a count rule's ring holds every event of its window up to `most`, so its
-// {count} is the true number (rules/README.md).
-class Rings {
- public:
-  explicit Rings(uint32_t base = 1, uint32_t most = 1) {
-    classes_.emplace_back(1);
-    base = std::max<uint32_t>(1, base);
-    most = std::max(base, most);
-    for (uint32_t w = base;; w = std::min(most, 2 * w)) {
-      classes_.emplace_back(w);
-      if (w == most) break;
-    }
-  }
-  uint32_t classes() const { return static_cast<uint32_t>(classes_.size()); }
-  Slab<Entry>& Class(uint32_t c) { return classes_[c]; }
-  const Slab<Entry>& Class(uint32_t c) const { return classes_[c]; }
-  // The blocks of `base` entries (a sequence's evidence, one per step).
-  Slab<Entry>& base() { return classes_[1]; }
-  uint32_t most() const { return classes_.back().width(); }
-
- private:
-  std::vector<Slab<Entry>> classes_;
-};
-
-// Up to the largest class's width of (time, event id) entries, oldest first,
-// kept sorted: events may arrive out of order within the allowed lateness.
-struct Ring {
-  // block: class << 28 | block number; a block number is below 2^28 while
-  // a slab has fewer than 4096 chunks, some 260 million blocks.
-  static constexpr uint32_t kClassShift = 28;
-  static constexpr uint32_t kBlockMask = (1u << kClassShift) - 1;
-  uint32_t block = Slab<Entry>::kNone;
-  uint16_t head = 0;
-  uint16_t size : 15 = 0;
-  // An entry still in the window was forgotten to make room, so `size` is a
-  // lower bound. Cleared when the oldest entry leaves the window: the
-  // forgotten ones were older still.
-  uint16_t lossy : 1 = 0;
-
-  uint32_t ClassOf() const { return block >> kClassShift; }
-  uint32_t Capacity(const Rings& r) const { return r.Class(ClassOf()).width(); }
-  Entry* Slots(Rings& r) const { return r.Class(ClassOf()).Block(block & kBlockMask); }
-  Entry& At(Rings& r, uint32_t i) const { return Slots(r)[(head + i) % Capacity(r)]; }
-  void PopOldest(Rings& r) {
-    head = static_cast<uint16_t>((head + 1) % Capacity(r));
-    size = static_cast<uint16_t>(size - 1);
-    lossy = 0;
-  }
-  void Push(Rings& r, Micros t, std::string_view id);
-  // After entries left the window: a ring of the doubled classes at a
-  // quarter full or less moves down a class, so the blocks of each class
-  // follow how many keys need them now, not the most any key ever did.
-  void Fit(Rings& r);
-  void MoveTo(Rings& r, uint32_t to_class);
-  void Release(Rings& r) {
-    if (block == Slab<Entry>::kNone) return;
-    r.Class(ClassOf()).Give(block & kBlockMask);
-    *this = Ring{};
-  }
-};
-static_assert(sizeof(Ring) == 8);
-
-void Ring::MoveTo(Rings& r, uint32_t to_class) {
-  const uint32_t to_block = r.Class(to_class).Take();
-  Entry* to = r.Class(to_class).Block(to_block);
-  for (uint32_t i = 0; i < size; ++i) std::swap(to[i], At(r, i));  // the ids keep their buffers
-  r.Class(ClassOf()).Give(block & kBlockMask);
-  block = to_class << kClassShift | to_block;
-  head = 0;
-}
-
-void Ring::Fit(Rings& r) {
-  if (ClassOf() >= 2 && size <= Capacity(r) / 4) MoveTo(r, ClassOf() - 1);
-}
-
-void Ring::Push(Rings& r, Micros t, std::string_view id) {
-  if (block == Slab<Entry>::kNone) block = r.Class(0).Take();
-  if (size == Capacity(r) && ClassOf() + 1 < r.classes()) MoveTo(r, ClassOf() + 1);
-  const uint32_t cap = Capacity(r);
-  Entry* slots = Slots(r);
-  Entry& slot = slots[(head + size) % cap];
-  slot.time = t;
-  slot.event_id.Assign(id);
-  if (size < cap) {
-    size = static_cast<uint16_t>(size + 1);
-  } else {
-    head = static_cast<uint16_t>((head + 1) % cap);
-    lossy = 1;
-  }
-  for (uint32_t i = size - 1u; i > 0 && slots[(head + i - 1) % cap].time > slots[(head + i) % cap].time; --i) {
-    std::swap(slots[(head + i - 1) % cap], slots[(head + i) % cap]);
-  }
-}
 
 struct CountKey {
   Ring ring;  // N entries are all a threshold of N ever needs
@@ -512,7 +107,7 @@ struct SequenceKey {
   Micros start = 0;
   Micros last_seen = 0;
   Micros cooldown_until = Watermark::kNone;
-  uint32_t evidence = Slab<Entry>::kNone;  // a block of rings.base(): one entry per step
+  uint32_t evidence = Slab<RingEntry>::kNone;  // a block of rings.base(): one entry per step
   uint32_t next_step = 0;
 };
 
@@ -560,8 +155,8 @@ void ReleaseHeld(CountKey& k, Rings& r) { k.ring.Release(r); }
 void ReleaseHeld(WindowKey& k, Rings& r) { k.evidence.Release(r); }
 void ReleaseHeld(SpikeKey& k, Rings& r) { k.evidence.Release(r); }
 void ReleaseHeld(SequenceKey& k, Rings& r) {
-  if (k.evidence != Slab<Entry>::kNone) r.base().Give(k.evidence);
-  k.evidence = Slab<Entry>::kNone;
+  if (k.evidence != Slab<RingEntry>::kNone) r.base().Give(k.evidence);
+  k.evidence = Slab<RingEntry>::kNone;
 }
 void ReleaseHeld(Pending&, Rings&) {}
 
@@ -598,7 +193,7 @@ void Encode(RecordWriter& w, const Ring& ring, Rings& rings) {
   w.Varint(ring.size);
   w.Byte(ring.lossy);
   for (uint32_t i = 0; i < ring.size; ++i) {
-    const Entry& e = ring.At(rings, i);
+    const RingEntry& e = ring.At(rings, i);
     w.Signed(e.time);
     w.Bytes(e.event_id.view());
   }
@@ -681,7 +276,7 @@ void Encode(RecordWriter& w, const SequenceKey& k, Rings& rings) {
   w.Signed(k.last_seen);
   w.Signed(k.cooldown_until);
   w.Varint(k.next_step);
-  const Entry* steps = k.next_step > 0 ? rings.base().Block(k.evidence) : nullptr;
+  const RingEntry* steps = k.next_step > 0 ? rings.base().Block(k.evidence) : nullptr;
   for (uint32_t i = 0; i < k.next_step; ++i) w.Bytes(steps[i].event_id.view());
 }
 void Decode(RecordReader& in, const Rule& rule, Rings& rings, SequenceKey& k) {
@@ -692,7 +287,7 @@ void Decode(RecordReader& in, const Rule& rule, Rings& rings, SequenceKey& k) {
   k.next_step = static_cast<uint32_t>(in.Varint(rule.steps.size() - 1));
   if (!in.ok() || k.next_step == 0) return;
   k.evidence = rings.base().Take();
-  Entry* steps = rings.base().Block(k.evidence);
+  RingEntry* steps = rings.base().Block(k.evidence);
   for (uint32_t i = 0; i < k.next_step; ++i) steps[i].event_id.Assign(in.Bytes());
 }
 
@@ -1143,7 +738,7 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
     s.rings.base().Block(sq->evidence)[sq->next_step].event_id.Assign(e.event_id());
     ++sq->next_step;
   } else if (rule.steps[0].Matches(e)) {
-    if (sq->evidence == Slab<Entry>::kNone) sq->evidence = s.rings.base().Take();
+    if (sq->evidence == Slab<RingEntry>::kNone) sq->evidence = s.rings.base().Take();
     s.rings.base().Block(sq->evidence)[0].event_id.Assign(e.event_id());
     sq->start = t;
     sq->next_step = 1;
@@ -1152,7 +747,7 @@ void Engine::ApplySequence(int r, RuleState& s, const cx::v1::InteractionEvent& 
   sq->next_step = 0;
   if (t < sq->cooldown_until) return;
   if (rule.cooldown > 0) sq->cooldown_until = t + rule.cooldown;
-  const Entry* steps = s.rings.base().Block(sq->evidence);
+  const RingEntry* steps = s.rings.base().Block(sq->evidence);
   evidence_.clear();
   for (size_t i = 0; i < rule.steps.size(); ++i) evidence_.push_back(steps[i].event_id.view());
   EmitFinding(r, key_, Fire{.at = t, .window_start = sq->start, .window_end = t,

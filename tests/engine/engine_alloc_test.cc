@@ -416,7 +416,13 @@ TEST(EngineAllocTest, TheCentrePathAllocatesNothingPerEventOnceWarm) {
   for (const std::string& w : measured_wire) feed(w);
   const long allocated = ::cxpulse::testing::Allocations() - before;
 
-  EXPECT_EQ(allocated, 0) << "allocations over " << kMeasured << " events";
+  // At most one growth of a hash table, not one allocation per event: when
+  // a table that erases keys (swept, promises kept) grows rather than drops
+  // its tombstones in place depends on its layout, which absl seeds per
+  // process, and even after 8 days of warm-up one growth fell inside the
+  // window in about one run in ten (seen 2026-12-07: 1 allocation in 100,000
+  // events). Allocating per event would show as thousands here.
+  EXPECT_LE(allocated, 1) << "allocations over " << kMeasured << " events";
   EXPECT_EQ(late, 0u);
   EXPECT_GT(released - released_before, kMeasured / 4) << "the centre-wide rules saw the window's traffic";
   EXPECT_GT(sink.Total(), findings_before);
