@@ -1,5 +1,6 @@
 #include "daemon/changelog.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -14,6 +15,8 @@ namespace {
 constexpr char kPositionVersion = 1;
 constexpr int kPollMs = 100;
 constexpr size_t kBatch = 4096;
+// Keys a partition's table is sized for before reading (about 32 MB).
+constexpr size_t kMostReserved = size_t{1} << 20;
 
 }  // namespace
 
@@ -114,8 +117,10 @@ absl::StatusOr<std::map<int32_t, RestoredState>> ChangelogReader::Read(const std
     r.high = high;
     r.done = high <= low;  // nothing was ever checkpointed (or all of it compacted away)
     if (r.done) continue;
-    // At most one key a record: the table never grows while it is read.
-    r.state.records.reserve(static_cast<size_t>(high - low));
+    // At most one key a record, so a compacted log's keys fit without the
+    // table growing as it is read; capped, as a log not yet compacted (an
+    // active segment, the mock cluster's) may hold many records a key.
+    r.state.records.reserve(std::min<size_t>(static_cast<size_t>(high - low), kMostReserved));
     rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
   size_t open = static_cast<size_t>(list->cnt);
