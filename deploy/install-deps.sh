@@ -10,7 +10,7 @@ packages=(
   # libraries
   librdkafka-dev libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   libboost-dev libboost-system-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  libabsl-dev zlib1g-dev
+  libabsl-dev libsimdjson-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by end-to-end tests

@@ -17,11 +17,12 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "cli/validators.h"
+#include "codec/proto_json.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "cx/v1/event.pb.h"
 #include "cx/v1/finding.pb.h"
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
 #include "engine/offline_run.h"
 #include "engine/rule_set.h"
 #include "fmt/format.h"
@@ -30,7 +31,10 @@ namespace cxpulse {
 namespace {
 
 // Reads events one at a time, in file order, from JSON lines (the canonical
-// proto3 JSON mapping, one event a line) or length-delimited protobuf.
+// proto3 JSON mapping, one event a line; codec/proto_json.h turns each into
+// its protobuf encoding) or length-delimited protobuf, and decodes them with
+// the shard's own EventDecoder, so a record's sub-messages are reused, not
+// allocated again.
 class EventReader {
  public:
   enum class Result { kEvent, kBad, kEnd };
@@ -39,42 +43,45 @@ class EventReader {
     if (proto_) stream_.emplace(&in_);
   }
 
-  // kBad: `why` says what is wrong with the line (JSON) or record (protobuf)
-  // at position(); reading goes on after it where it can.
-  Result Next(cx::v1::InteractionEvent* event, std::string* why) {
-    event->Clear();
-    const Result read = proto_ ? NextRecord(event, why) : NextLine(event, why);
+  // kEvent: event() is the next event, wire() its protobuf encoding (a JSON
+  // line's, as codec/proto_json.h writes it), both valid until the next call. kBad: `why` says what
+  // is wrong with the line (JSON) or record (protobuf) at position();
+  // reading goes on after it where it can.
+  Result Next(std::string* why) {
+    const Result read = proto_ ? NextRecord(why) : NextLine(why);
     if (read != Result::kEvent) return read;
-    if (std::string_view missing = IncompleteEvent(*event); !missing.empty()) {
+    if (std::string_view missing = IncompleteEvent(*event_); !missing.empty()) {
       *why = std::string(missing);
       return Result::kBad;
     }
     return Result::kEvent;
   }
+  const cx::v1::InteractionEvent& event() const { return *event_; }
+  std::string_view wire() const { return record_; }
 
   // The line (JSON) or record (protobuf) number of the last Next, from 1.
   uint64_t position() const { return position_; }
 
  private:
-  Result NextLine(cx::v1::InteractionEvent* event, std::string* why) {
+  Result NextLine(std::string* why) {
     for (;;) {
       if (!std::getline(in_, line_)) return Result::kEnd;
       ++position_;
       if (!line_.empty() && line_.back() == '\r') line_.pop_back();
       if (line_.find_first_not_of(" \t") != std::string::npos) break;  // blank lines are skipped
     }
-    if (auto s = google::protobuf::util::JsonStringToMessage(line_, event); !s.ok()) {
+    if (auto s = json_.ToWire(line_, cx::v1::InteractionEvent::descriptor(), &record_); !s.ok()) {
       // protobuf appends the offending text and a caret on lines of their
       // own; the position is the line number already, so keep the first line.
-      std::string message = s.message().as_string();
+      std::string message(s.message());
       message.erase(std::min(message.find('\n'), message.size()));
       *why = Cat("not a cx.v1.InteractionEvent: ", message);
       return Result::kBad;
     }
-    return Result::kEvent;
+    return Decode(why);
   }
 
-  Result NextRecord(cx::v1::InteractionEvent* event, std::string* why) {
+  Result NextRecord(std::string* why) {
     if (done_) return Result::kEnd;
     // A fresh CodedInputStream per record: it gives back what it buffered
     // beyond the record, and its 2 GB limit applies to one record, not the file.
@@ -93,8 +100,13 @@ class EventReader {
       *why = Cat("truncated: the record announces ", size, " bytes, the file ends first");
       return Result::kBad;
     }
-    if (!event->ParseFromString(record_)) {
-      *why = Cat("does not decode as cx.v1.InteractionEvent (", size, " bytes)");
+    return Decode(why);
+  }
+
+  Result Decode(std::string* why) {
+    event_ = decoder_.Decode(record_.data(), record_.size());
+    if (event_ == nullptr) {
+      *why = Cat("does not decode as cx.v1.InteractionEvent (", record_.size(), " bytes)");
       return Result::kBad;
     }
     return Result::kEvent;
@@ -103,6 +115,9 @@ class EventReader {
   std::istream& in_;
   bool proto_;
   std::optional<google::protobuf::io::IstreamInputStream> stream_;
+  ProtoJsonParser json_;
+  EventDecoder decoder_;
+  const cx::v1::InteractionEvent* event_ = nullptr;
   std::string line_;
   std::string record_;
   uint64_t position_ = 0;
@@ -317,11 +332,10 @@ int ReplayCommand::Run() const {
   if (*baseline_rules != nullptr) baseline.emplace(*baseline_rules, lateness, nullptr, diff_);
 
   EventReader reader(in, format_ == "proto");
-  cx::v1::InteractionEvent event;
   std::string why;
   uint64_t events = 0, bad = 0, late = 0;
   for (;;) {
-    const EventReader::Result r = reader.Next(&event, &why);
+    const EventReader::Result r = reader.Next(&why);
     if (r == EventReader::Result::kEnd) break;
     if (r == EventReader::Result::kBad) {
       ++bad;
@@ -330,8 +344,8 @@ int ReplayCommand::Run() const {
     }
     ++events;
     // Both runs have the same lateness and see the same events: late in one is late in the other.
-    if (current.run->Process(event) == Engine::Outcome::kLate) ++late;
-    if (baseline) (void)baseline->run->Process(event);
+    if (current.run->Process(reader.event(), reader.wire()) == Engine::Outcome::kLate) ++late;
+    if (baseline) (void)baseline->run->Process(reader.event(), reader.wire());
   }
   if (in.bad()) {
     std::cerr << "replay: " << input_name << ": read error\n";

@@ -27,7 +27,7 @@
 #include "absl/status/statusor.h"
 #include "common/time.h"
 #include "config/config.h"
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
 #include "daemon/kafka_finding_sink.h"
 #include "daemon/spsc_ring.h"
 #include "engine/engine.h"

@@ -22,7 +22,7 @@
 #include "config/config.h"
 #include "cx/v1/event.pb.h"
 #include "daemon/changelog.h"
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
 #include "daemon/kafka_finding_sink.h"
 #include "daemon/spsc_ring.h"
 #include "engine/engine.h"

@@ -10,10 +10,10 @@ EventTimeMerge::EventTimeMerge(Options options, int32_t partitions) : options_(o
                      Partition{Watermark(options_.allowed_lateness, options_.idle_timeout), Said::kNothing, 0});
 }
 
-bool EventTimeMerge::Before(uint32_t a, uint32_t b) const {
-  const Slot& x = slots_[a];
-  const Slot& y = slots_[b];
-  if (x.time != y.time) return x.time < y.time;
+bool EventTimeMerge::Before(const Held& a, const Held& b) const {
+  if (a.time != b.time) return a.time < b.time;  // most comparisons end here, without reading the slots
+  const Slot& x = slots_[a.slot];
+  const Slot& y = slots_[b.slot];
   if (const int c = x.event_id.compare(y.event_id); c != 0) return c < 0;  // byte-wise
   if (x.partition != y.partition) return x.partition < y.partition;
   return x.offset < y.offset;
@@ -63,8 +63,8 @@ EventTimeMerge::Outcome EventTimeMerge::Push(int32_t partition, int64_t offset, 
   slot.offset = offset;
   slot.event_id.assign(event.event_id());
   slot.encoded.assign(encoded.data(), encoded.size());
-  heap_.push_back(s);
-  std::push_heap(heap_.begin(), heap_.end(), [this](uint32_t a, uint32_t b) { return Before(b, a); });
+  heap_.push_back(Held{t, s});
+  std::push_heap(heap_.begin(), heap_.end(), [this](const Held& a, const Held& b) { return Before(b, a); });
   return Outcome::kHeld;
 }
 
@@ -102,8 +102,8 @@ Micros EventTimeMerge::LowWatermark(Micros wall_now) const {
 }
 
 const EventTimeMerge::Released* EventTimeMerge::Pop() {
-  std::pop_heap(heap_.begin(), heap_.end(), [this](uint32_t a, uint32_t b) { return Before(b, a); });
-  handed_out_ = heap_.back();
+  std::pop_heap(heap_.begin(), heap_.end(), [this](const Held& a, const Held& b) { return Before(b, a); });
+  handed_out_ = heap_.back().slot;
   heap_.pop_back();
   const Slot& slot = slots_[handed_out_];
   out_ = Released{slot.partition, slot.offset, slot.time, slot.encoded};
@@ -113,7 +113,7 @@ const EventTimeMerge::Released* EventTimeMerge::Pop() {
 const EventTimeMerge::Released* EventTimeMerge::Next(Micros wall_now) {
   Recycle();
   released_ = std::max(released_, LowWatermark(wall_now));
-  if (heap_.empty() || slots_[heap_.front()].time >= released_) return nullptr;
+  if (heap_.empty() || heap_.front().time >= released_) return nullptr;
   return Pop();
 }
 
@@ -137,8 +137,8 @@ const EventTimeMerge::Released* EventTimeMerge::NextToMakeRoom() {
 
 void EventTimeMerge::LowestHeldOffsets(std::vector<int64_t>* out) const {
   out->assign(partitions_.size(), INT64_MAX);
-  for (uint32_t s : heap_) {
-    const Slot& slot = slots_[s];
+  for (const Held& held : heap_) {
+    const Slot& slot = slots_[held.slot];
     int64_t& lowest = (*out)[static_cast<size_t>(slot.partition)];
     lowest = std::min(lowest, slot.offset);
   }

@@ -128,7 +128,13 @@ class EventTimeMerge final {
     std::string event_id;
     std::string encoded;
   };
-  bool Before(uint32_t a, uint32_t b) const;  // slot a sorts before slot b
+  // A held slot, its time beside it so that ordering the heap mostly
+  // compares times in the heap's own array, not in slots all over memory.
+  struct Held {
+    Micros time;
+    uint32_t slot;
+  };
+  bool Before(const Held& a, const Held& b) const;  // a sorts before b
   void Recycle();                             // frees the slot handed out last
   const Released* Pop();
 
@@ -136,7 +142,7 @@ class EventTimeMerge final {
   std::vector<Partition> partitions_;
   std::vector<Slot> slots_;       // grows to the most ever held
   std::vector<uint32_t> free_;    // free slot numbers
-  std::vector<uint32_t> heap_;    // held slot numbers, a min-heap by Before
+  std::vector<Held> heap_;        // held slots, a min-heap by Before
   uint32_t handed_out_ = UINT32_MAX;  // the slot of the last Released, freed at the next call
   Released out_{};
   Micros released_ = Watermark::kNone;

@@ -23,8 +23,15 @@ EngineOptions OfflineOptions(Micros allowed_lateness, ScopeSelector scope) {
   return options;
 }
 
-// Every this many events the engine's Tick drops idle keys, as the daemon's
-// shards do between batches, so a long replay holds what the daemon would.
+// The engines' Tick drops idle keys, as the daemon's shards do between
+// batches, so a long replay holds what the daemon would. A sweep visits every
+// key held, so it comes once the events since the last are at least as
+// many as the keys held (and kTickEvery): about one key visit an event
+// however fast the input is read. Paced by event time alone (a sweep each
+// 10 s of it) a replay, which reads hours of traffic a second, spent more in
+// sweeps than in its rules. Findings do not depend on it: a key is swept only
+// once its state can no longer make a difference (engine.cc, Sweep), bar a
+// spike key idle past its whole baseline, which restarts warming up.
 constexpr uint64_t kTickEvery = 4096;
 
 }  // namespace
@@ -38,27 +45,36 @@ OfflineRun::OfflineRun(std::shared_ptr<const RuleSet> rules, Micros allowed_late
                                      .capacity = std::numeric_limits<size_t>::max()},
              1) {}
 
-Engine::Outcome OfflineRun::Process(const cx::v1::InteractionEvent& event) {
+Engine::Outcome OfflineRun::Process(const cx::v1::InteractionEvent& event, std::string_view wire) {
   // The engines' "wall clock" is event time: it paces Tick's sweeps, never the watermark.
   newest_ = std::max(newest_, ToMicros(event.occurred_at()));
   // The customer engine and the merge keep the same watermark for the one
   // partition (same lateness, same events), so they agree on what is late.
   if (customer_.Process(0, event, newest_) == Engine::Outcome::kLate) return Engine::Outcome::kLate;
   const bool keep = !centre_.rules().RulesFor(event.body_case(), ScopeSelector::kCentre).empty();
-  if (keep) event.SerializeToString(&wire_);
-  (void)merge_.Push(0, static_cast<int64_t>(events_), event, keep ? std::string_view(wire_) : std::string_view(),
-                    keep, newest_);
+  if (keep && wire.empty()) {
+    event.SerializeToString(&wire_);
+    wire = wire_;
+  }
+  (void)merge_.Push(0, static_cast<int64_t>(events_), event, keep ? wire : std::string_view(), keep, newest_);
   ReleaseCentre();
-  if (++events_ % kTickEvery == 0) {
+  ++events_;
+  if (++since_tick_ >= std::max<uint64_t>(kTickEvery, keys_at_tick_)) {
     customer_.Tick(newest_);
     centre_.Tick(newest_);
+    since_tick_ = 0;
+    keys_at_tick_ = 0;
+    for (const Engine* engine : {&customer_, &centre_}) {
+      for (size_t r = 0; r < engine->rules().rules().size(); ++r) keys_at_tick_ += engine->KeysHeld(static_cast<int>(r));
+    }
   }
   return Engine::Outcome::kProcessed;
 }
 
 void OfflineRun::RunCentre(const EventTimeMerge::Released& released) {
-  if (!released_.ParseFromArray(released.encoded.data(), static_cast<int>(released.encoded.size()))) return;
-  (void)centre_.Process(0, released_, newest_);  // in order, at or above the merged watermark: never late
+  const cx::v1::InteractionEvent* event = decoder_.Decode(released.encoded.data(), released.encoded.size());
+  if (event == nullptr) return;
+  (void)centre_.Process(0, *event, newest_);  // in order, at or above the merged watermark: never late
 }
 
 void OfflineRun::ReleaseCentre() {

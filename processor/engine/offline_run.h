@@ -16,8 +16,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/time.h"
+#include "codec/event_decoder.h"
 #include "cx/v1/event.pb.h"
 #include "cx/v1/finding.pb.h"
 #include "engine/engine.h"
@@ -38,7 +40,9 @@ class OfflineRun final : private FindingSink {
 
   // kLate: the event is older than the watermark (the newest event time so
   // far minus the allowed lateness) and was not applied, as in the daemon.
-  [[nodiscard]] Engine::Outcome Process(const cx::v1::InteractionEvent& event);
+  // `wire`: the event's protobuf encoding if the caller has it (else the
+  // run encodes the events a centre-wide rule uses, to hold them).
+  [[nodiscard]] Engine::Outcome Process(const cx::v1::InteractionEvent& event, std::string_view wire = {});
 
   // Moves the watermark to `to`: every event before it reaches the
   // centre-wide rules, every absence timer due before it fires.
@@ -68,10 +72,12 @@ class OfflineRun final : private FindingSink {
   Engine customer_;
   Engine centre_;
   EventTimeMerge merge_;
-  std::string wire_;                       // an event to hold, encoded
-  cx::v1::InteractionEvent released_;      // a released event, decoded
+  std::string wire_;        // an event to hold, encoded
+  EventDecoder decoder_;    // a released event, decoded
   Micros newest_ = 0;  // the newest event time seen, the engines' clock
   uint64_t events_ = 0;
+  uint64_t since_tick_ = 0;   // events since the engines' last Tick
+  uint64_t keys_at_tick_ = 0;  // keys both engines held after it
 };
 
 }  // namespace cxpulse

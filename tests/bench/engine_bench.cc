@@ -6,16 +6,21 @@
 //   BM_DecodeAndEngine:  serialized protobuf, decoded as a shard does (EventDecoder), then the engine
 //   BM_EventDecoder:     the shard's decoding alone
 //   BM_DecodeOnly:       plain protobuf decoding into one reused message, the reference for the others
+//   BM_JsonDecoder:      a JSON line to an event as `cxpulse replay` reads it (codec/proto_json.h, then
+//                        EventDecoder); BM_ProtobufJson, protobuf's JsonStringToMessage, its reference
 // CXPULSE_BENCH_EVENTS sets the corpus size (default 3M events).
 // Run: CXPULSE_BENCH_EVENTS=8000000 build/tests/engine_bench --benchmark_min_time=5
 #include <benchmark/benchmark.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <unordered_set>
 
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
+#include "codec/proto_json.h"
 #include "engine/engine.h"
 #include "gen/traffic_generator.h"
 
@@ -177,6 +182,60 @@ void BM_DecodeOnly(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(processed));
 }
 BENCHMARK(BM_DecodeOnly)->Unit(benchmark::kNanosecond);
+
+// JSON lines, as `cxpulse replay` reads them: the first 200k events of the
+// corpus in protobuf's own JSON form.
+const std::vector<std::string>& JsonLines() {
+  static const std::vector<std::string> lines = [] {
+    const Corpus& c = TheCorpus();
+    std::vector<std::string> out(std::min<size_t>(c.events.size(), 200'000));
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!google::protobuf::util::MessageToJsonString(c.events[i], &out[i]).ok()) std::abort();
+    }
+    return out;
+  }();
+  return lines;
+}
+
+// A JSON line to an event as replay reads it: codec/proto_json.h's encoding,
+// then the shard's decoder.
+void BM_JsonDecoder(benchmark::State& state) {
+  const std::vector<std::string>& lines = JsonLines();
+  ProtoJsonParser parser;
+  EventDecoder decoder;
+  std::string wire;
+  size_t i = 0, processed = 0;
+  for (auto _ : state) {
+    if (i == lines.size()) i = 0;
+    if (!parser.ToWire(lines[i], cx::v1::InteractionEvent::descriptor(), &wire).ok()) state.SkipWithError("bad JSON");
+    const cx::v1::InteractionEvent* event = decoder.Decode(wire.data(), wire.size());
+    if (event == nullptr) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(event);
+    ++i;
+    ++processed;
+  }
+  if (parser.fallbacks() != 0) state.SkipWithError("lines left to protobuf's parser");
+  state.SetItemsProcessed(static_cast<int64_t>(processed));
+}
+BENCHMARK(BM_JsonDecoder)->Unit(benchmark::kNanosecond);
+
+// BM_JsonDecoder's reference, the parser it replaces: protobuf's own
+// JsonStringToMessage into one reused message.
+void BM_ProtobufJson(benchmark::State& state) {
+  const std::vector<std::string>& lines = JsonLines();
+  cx::v1::InteractionEvent event;
+  size_t i = 0, processed = 0;
+  for (auto _ : state) {
+    if (i == lines.size()) i = 0;
+    event.Clear();
+    if (!google::protobuf::util::JsonStringToMessage(lines[i], &event).ok()) state.SkipWithError("bad JSON");
+    benchmark::DoNotOptimize(event);
+    ++i;
+    ++processed;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(processed));
+}
+BENCHMARK(BM_ProtobufJson)->Unit(benchmark::kNanosecond);
 
 }  // namespace
 }  // namespace cxpulse

@@ -17,7 +17,7 @@
 
 #include "common/strings.h"
 #include "support/counting_allocator.h"
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
 #include "engine/engine.h"
 #include "engine/event_time_merge.h"
 #include "gen/traffic_generator.h"

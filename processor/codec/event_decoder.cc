@@ -1,4 +1,4 @@
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
 
 #include <map>
 

@@ -2,7 +2,7 @@
 // so each record must decode to exactly what a fresh parse gives: the same
 // fields, the same presence (an event without occurred_at after one with it),
 // the same body, and the same verdict on bad bytes.
-#include "daemon/event_decoder.h"
+#include "codec/event_decoder.h"
 
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
