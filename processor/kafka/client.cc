@@ -82,13 +82,16 @@ absl::Status Producer::Produce(std::string_view topic, int32_t partition, std::s
                           static_cast<ssize_t>(v.size()));
     }
   }
-  const std::string topic_name(topic);
+  // librdkafka takes the name NUL-terminated: copied into a buffer kept for
+  // the next call, as a name longer than std::string's inline buffer would
+  // otherwise allocate on every message (tests/engine/engine_alloc_test.cc).
+  topic_name_.assign(topic.data(), topic.size());
   // A full local queue means the brokers are not keeping up or are down:
   // wait for it to drain, but not for ever.
   constexpr int kQueueFullRetries = 3000;  // x 10 ms
   for (int attempt = 0;; ++attempt) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(partition),
+        rk_.get(), RD_KAFKA_V_TOPIC(topic_name_.c_str()), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),

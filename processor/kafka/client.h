@@ -95,6 +95,7 @@ class Producer {
   uint64_t produced_ = 0;
   uint64_t first_open_ = 0;
   std::deque<uint64_t> in_flight_{0};
+  std::string topic_name_;  // Produce's scratch
 };
 
 // librdkafka's mock cluster: real Kafka protocol on loopback, in this process.
