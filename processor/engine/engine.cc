@@ -35,24 +35,6 @@ void AppendValue(const expr::Value& v, std::string* out) {
   }
 }
 
-// FormatTime's text (protobuf's TimeUtil::ToString: RFC 3339 in UTC, the
-// fraction in 3 or 6 digits only when non-zero), appended without a
-// temporary string: a finding's summary must not allocate.
-void AppendTime(Micros t, std::string* out) {
-  using namespace std::chrono;
-  const sys_time<microseconds> at{microseconds{t}};
-  const sys_days day = floor<days>(at);
-  const year_month_day date{day};
-  const hh_mm_ss<microseconds> time{at - day};
-  fmt::format_to(std::back_inserter(*out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(date.year()),
-                 static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()), time.hours().count(),
-                 time.minutes().count(), time.seconds().count());
-  const int64_t fraction = time.subseconds().count();
-  if (fraction % 1000 != 0) fmt::format_to(std::back_inserter(*out), ".{:06}", fraction);
-  else if (fraction != 0) fmt::format_to(std::back_inserter(*out), ".{:03}", fraction / 1000);
-  out->push_back('Z');
-}
-
 // Hex64's text, into a string that keeps its buffer.
 void AssignHex64(uint64_t v, std::string* out) {
   char hex[16];
@@ -396,6 +378,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
   stats_ = std::move(stats);
   findings_.clear();
   window_text_.clear();
+  summaries_.clear();
   absence_rules_.clear();
   version_tags_.clear();
   findings_.reserve(n);
@@ -412,6 +395,7 @@ void Engine::Prepare(std::vector<RuleStats*> stats) {
     for (const auto& [k, v] : rule.labels) (*f.mutable_labels())[k] = v;
     f.set_escalate_to(rule.escalate_to);
     window_text_.push_back(rule.window > 0 ? FormatDuration(rule.window) : std::string());
+    summaries_.emplace_back(rule.summary, rule.key_names);
     version_tags_.push_back(StableHash().Add(rule.version).value());
     if (rule.kind == RuleKind::kAbsence && Selects(options_.scope, rule.scope)) {
       absence_rules_.push_back(findings_.size() - 1);
@@ -1026,36 +1010,18 @@ void Engine::EmitFinding(int rule_index, std::string_view key, const Fire& fire)
   evidence_ids->Clear();  // keeps the strings for reuse
   for (std::string_view e : evidence_) evidence_ids->Add()->assign(e.data(), e.size());
 
-  // Renders {name} placeholders; the loader has checked every name.
-  std::string& summary = *f.mutable_summary();
-  summary.clear();
-  auto out = std::back_inserter(summary);
-  const std::string& tmpl = rule.summary;
-  for (size_t i = 0; i < tmpl.size();) {
-    const size_t open = tmpl.find('{', i);
-    const size_t close = open == std::string::npos ? open : tmpl.find('}', open);
-    if (close == std::string::npos) {
-      summary.append(tmpl, i);
-      break;
-    }
-    summary.append(tmpl, i, open - i);
-    const std::string_view name(tmpl.data() + open + 1, close - open - 1);
-    auto k = std::find(rule.key_names.begin(), rule.key_names.end(), name);
-    if (k != rule.key_names.end()) summary.append(key_values_[static_cast<size_t>(k - rule.key_names.begin())]);
-    else if (name == "rule") summary.append(rule.name);
-    else if (name == "count") fmt::format_to(out, "{}{}", fire.count_is_lower_bound ? "at least " : "", fire.count);
-    else if (name == "value") fmt::format_to(out, "{}", fire.value);
-    else if (name == "ratio") fmt::format_to(out, "{:.1f}%", fire.ratio * 100);
-    else if (name == "baseline") fmt::format_to(out, "{:.1f}", fire.baseline);
-    // A rule's own window was formatted once; a span (sequence, absence) is
-    // short enough for std::string's in-place buffer.
-    else if (name == "window" && rule.window > 0) summary.append(window_text_[r]);
-    else if (name == "window") summary.append(FormatDuration(fire.window_end - fire.window_start));
-    else if (name == "due_at") AppendTime(fire.window_end, &summary);
-    else if (name == "since") AppendTime(fire.window_start, &summary);
-    else if (name == "severity") summary.append(cx::v1::Severity_Name(rule.severity));
-    i = close + 1;
-  }
+  summaries_[r].Render(SummaryTemplate::Values{.keys = &key_values_,
+                                                .rule = rule.name,
+                                                .count = fire.count,
+                                                .count_is_lower_bound = fire.count_is_lower_bound,
+                                                .value = fire.value,
+                                                .ratio = fire.ratio,
+                                                .baseline = fire.baseline,
+                                                .window = window_text_[r],
+                                                .window_start = fire.window_start,
+                                                .window_end = fire.window_end,
+                                                .severity = cx::v1::Severity_Name(rule.severity)},
+                       f.mutable_summary());
   sink_->Emit(rule_index, f);
 }
 

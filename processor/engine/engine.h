@@ -21,6 +21,7 @@
 #include "engine/finding_sink.h"
 #include "engine/rule_set.h"
 #include "engine/state_log.h"
+#include "engine/summary_template.h"
 #include "engine/watermark.h"
 
 namespace cxpulse {
@@ -172,6 +173,7 @@ class Engine final {
   // set once; a finding overwrites the rest in place.
   std::vector<cx::v1::Finding> findings_;
   std::vector<std::string> window_text_;  // per rule: its window as "7d", for {window}
+  std::vector<SummaryTemplate> summaries_;  // per rule: its summary, parsed once
   std::vector<size_t> absence_rules_;     // the indices of the rules that set timers
   std::vector<uint64_t> version_tags_;    // per rule: its version, as the changelog names it
   std::string record_key_, record_value_;  // Checkpoint's scratch
