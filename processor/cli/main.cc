@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "daemon/demo.h"
+#include "engine/rule_compiler.h"
 #include "engine/rule_set.h"
 #include "ruletest/rule_test.h"
 #include "spdlog/sinks/stdout_color_sinks.h"

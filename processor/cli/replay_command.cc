@@ -24,6 +24,7 @@
 #include "cx/v1/finding.pb.h"
 #include "codec/event_decoder.h"
 #include "engine/offline_run.h"
+#include "engine/rule_compiler.h"
 #include "engine/rule_set.h"
 #include "fmt/format.h"
 

@@ -14,6 +14,7 @@
 #include "common/time.h"
 #include "daemon/pipeline.h"
 #include "daemon/rule_reloader.h"
+#include "engine/rule_compiler.h"
 #include "engine/rule_set.h"
 #include "metrics/pipeline_metrics.h"
 #include "metrics/shard_metrics.h"

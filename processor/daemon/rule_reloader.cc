@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/strings.h"
+#include "engine/rule_compiler.h"
 #include "engine/rule_set.h"
 #include "spdlog/spdlog.h"
 

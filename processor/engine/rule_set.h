@@ -1,5 +1,5 @@
 // RuleSet: the compiled, immutable form of the rule files. Built once on the
-// control thread (LoadRuleSet): every expression parsed and type-checked
+// control thread (LoadRuleSet, engine/rule_compiler.h): every expression parsed and type-checked
 // against the protobuf descriptors, every rule indexed by the event types it
 // reads. Shared read-only after construction; each expression's evaluation
 // scratch makes an Expression single-threaded, so a thread that evaluates
@@ -142,13 +142,5 @@ class RuleSet {
   // By ScopeSelector, then by body case.
   std::array<std::array<std::vector<int>, kMaxBodyCase>, 3> by_body_;
 };
-
-// Loads every *.yaml / *.yml file in `paths` (files, or directories read in
-// name order; *_test.yaml files are rule tests and are skipped). On failure
-// the message holds every error found, one per line, as "file:line:col: message".
-absl::StatusOr<std::shared_ptr<const RuleSet>> LoadRuleSet(const std::vector<std::string>& paths);
-
-// The rule files `paths` stands for, in load order.
-absl::StatusOr<std::vector<std::string>> RuleFiles(const std::vector<std::string>& paths);
 
 }  // namespace cxpulse

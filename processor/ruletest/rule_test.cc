@@ -11,6 +11,7 @@
 #include "common/yaml_errors.h"
 #include "common/yaml_message.h"
 #include "engine/offline_run.h"
+#include "engine/rule_compiler.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace cxpulse {

@@ -22,6 +22,7 @@
 #include "codec/event_decoder.h"
 #include "codec/proto_json.h"
 #include "engine/engine.h"
+#include "engine/rule_compiler.h"
 #include "gen/traffic_generator.h"
 
 namespace cxpulse {

@@ -23,6 +23,7 @@
 
 #include "common/strings.h"
 #include "engine/engine.h"
+#include "engine/rule_compiler.h"
 #include "kpi/kpi.h"
 
 namespace cxpulse {

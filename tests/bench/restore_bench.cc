@@ -30,6 +30,7 @@
 #include "common/strings.h"
 #include "daemon/changelog.h"
 #include "engine/engine.h"
+#include "engine/rule_compiler.h"
 #include "kpi/kpi.h"
 #include "kpi/queue_labels.h"
 #include "support/child_process.h"

@@ -15,6 +15,7 @@
 
 #include "customer_journeys.h"
 #include "engine/engine.h"
+#include "engine/rule_compiler.h"
 
 namespace cxpulse {
 namespace {

@@ -21,6 +21,7 @@
 #include "daemon/kafka_finding_sink.h"
 #include "engine/engine.h"
 #include "engine/event_time_merge.h"
+#include "engine/rule_compiler.h"
 #include "gen/traffic_generator.h"
 #include "kafka/client.h"
 #include "kpi/kpi.h"

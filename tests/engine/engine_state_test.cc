@@ -12,6 +12,7 @@
 
 #include "common/strings.h"
 #include "engine/engine.h"
+#include "engine/rule_compiler.h"
 #include "gen/traffic_generator.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "support/events.h"

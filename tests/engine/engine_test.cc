@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "common/strings.h"
+#include "engine/rule_compiler.h"
 
 #include "support/events.h"
 #include "support/temp_dir.h"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "engine/rule_compiler.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
 

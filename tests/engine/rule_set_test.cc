@@ -1,3 +1,4 @@
+#include "engine/rule_compiler.h"
 #include "engine/rule_set.h"
 
 #include <gtest/gtest.h>
