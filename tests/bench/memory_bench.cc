@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -141,7 +142,11 @@ void RunInChild(Scenario scenario, std::string_view name, uint64_t customers, in
     std::_Exit(1);
   }
   CountingSink sink;
-  Engine engine(*rules, EngineOptions{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond}, &sink);
+  EngineOptions options{30 * kMicrosPerSecond, 3600 * kMicrosPerSecond};
+  // Every customer tracked, however many (issue 11 (h): max_keys_per_rule
+  // raised to fit), rather than the default 2M keys a rule.
+  options.max_keys_per_rule = std::max(options.max_keys_per_rule, static_cast<size_t>(customers));
+  Engine engine(*rules, options, &sink);
   const KpiConfig kpi_config;  // the defaults: windows 15m and 1h, repeat window 24h
   QueueLabels queues(kpi_config);
   KpiAggregator kpi(kpi_config, &queues, EngineOptions().allowed_lateness, 3600 * kMicrosPerSecond);
