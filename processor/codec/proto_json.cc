@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <simdjson.h>
 
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -23,22 +24,6 @@ using google::protobuf::Message;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
-
-// Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian; H. Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-int64_t DaysInMonth(int64_t y, int64_t m) {
-  static constexpr int64_t kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return m == 2 && leap ? 29 : kDays[m - 1];
-}
 
 // n decimal digits at s[at..], into *out; false if any is not a digit.
 bool Digits(std::string_view s, size_t at, size_t n, int64_t* out) {
@@ -74,12 +59,15 @@ bool ParseTimestamp(std::string_view s, google::protobuf::Timestamp* out) {
       s[16] != ':' || !Digits(s, 17, 2, &se)) {
     return false;
   }
-  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h > 23 || mi > 59 || se > 59) return false;
+  const std::chrono::year_month_day date{std::chrono::year(static_cast<int>(y)),
+                                        std::chrono::month(static_cast<unsigned>(mo)),
+                                        std::chrono::day(static_cast<unsigned>(d))};
+  if (y < 1 || !date.ok() || h > 23 || mi > 59 || se > 59) return false;
   int32_t nanos = 0;
   size_t at = 19;
   if (s[at] == '.' && !Nanos(s, at + 1, &nanos, &at)) return false;
   if (at + 1 != s.size() || s[at] != 'Z') return false;
-  out->set_seconds(DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se);
+  out->set_seconds(std::chrono::sys_days(date).time_since_epoch().count() * int64_t{86400} + h * 3600 + mi * 60 + se);
   out->set_nanos(nanos);
   return true;
 }
